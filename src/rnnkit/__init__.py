@@ -1,0 +1,16 @@
+"""rnnkit: Keras's recurrent-network API on PyTorch, with fused kernels and real applications.
+
+    import rnnkit
+    from rnnkit.layers import Embedding, SimpleRNN
+    model = rnnkit.Sequential([Embedding(10000, 32), SimpleRNN(32)])
+    model.summary()
+"""
+__version__ = "0.1.0"
+
+from . import callbacks, config, layers, losses, metrics, models, optimizers, utils
+from .layers import Input
+from .models import Model, Sequential
+from .saving import load_model
+
+__all__ = ["Input", "Model", "Sequential", "load_model", "callbacks", "config", "layers", "losses",
+           "metrics", "models", "optimizers", "utils", "__version__"]

@@ -1,0 +1,125 @@
+"""Turn what ``fit`` / ``evaluate`` / ``predict`` accept into batches of tensors.
+
+Accepted: NumPy arrays and torch tensors (x and y given separately, batched here), and
+any re-iterable of ``(x, y)`` batches -- a ``torch.utils.data.DataLoader``, a
+``rnnkit.utils.timeseries_dataset_from_array`` dataset, a list -- or a one-shot Python
+generator (then ``steps_per_epoch`` bounds each epoch).
+"""
+import math
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+
+def is_array(x):
+    return isinstance(x, (np.ndarray, torch.Tensor, list, tuple)) and not _is_batch_list(x)
+
+
+def _is_batch_list(x):
+    return isinstance(x, list) and len(x) > 0 and isinstance(x[0], tuple)
+
+
+def to_tensor(x, name="x"):
+    """A tensor from an array-like, with a clear error for NaN/inf and non-numeric data."""
+    if isinstance(x, torch.Tensor):
+        t = x
+    else:
+        array = np.asarray(x)
+        if array.dtype == object or array.dtype.kind in "USO":
+            raise ValueError(f"{name} must be numeric, got an array of dtype {array.dtype}. "
+                             "Convert text to token ids first (rnnkit.text.TextVectorizer).")
+        t = torch.as_tensor(array)
+    if t.is_floating_point():
+        if t.dtype == torch.float64:
+            t = t.float()
+        bad = ~torch.isfinite(t)
+        if bool(bad.any()):
+            where = tuple(int(i) for i in bad.nonzero()[0])
+            raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at index "
+                             f"{where}). Clean or impute the data before training.")
+    elif t.dtype in (torch.int32, torch.int16, torch.int8, torch.uint8):
+        t = t.long()
+    return t
+
+
+class ArrayBatches:
+    """Re-iterable batches over in-memory arrays; reshuffled on every pass when asked."""
+
+    def __init__(self, x, y=None, batch_size=32, shuffle=False, sample_weight=None):
+        self.x = to_tensor(x, "x")
+        self.y = None if y is None else to_tensor(y, "y")
+        if self.y is not None and len(self.y) != len(self.x):
+            raise ValueError(f"x and y have different numbers of samples: {len(self.x)} and {len(self.y)}.")
+        if len(self.x) == 0:
+            raise ValueError("x is empty: there is nothing to train on or predict.")
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __iter__(self):
+        n = len(self.x)
+        order = torch.randperm(n) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None:
+                idx = slice(start, start + self.batch_size)
+            else:
+                idx = order[start:start + self.batch_size]
+            yield (self.x[idx], None if self.y is None else self.y[idx])
+
+
+class IterableBatches:
+    """Batches from a dataset or generator that already yields ``(x, y)`` or ``x``."""
+
+    def __init__(self, data, steps=None):
+        self.data = data
+        self.steps = steps
+        self._iterator = data if isinstance(data, Iterator) else None
+
+    def __len__(self):
+        if self.steps is not None:
+            return self.steps
+        try:
+            return len(self.data)
+        except TypeError:
+            return None
+
+    def __iter__(self):
+        source = self._iterator if self._iterator is not None else iter(self.data)
+        for i, batch in enumerate(source):
+            if isinstance(batch, dict):
+                batch = (batch.get("x"), batch.get("y"))
+            if not isinstance(batch, (tuple, list)):
+                batch = (batch, None)
+            x = to_tensor(batch[0], "x")
+            y = to_tensor(batch[1], "y") if len(batch) > 1 and batch[1] is not None else None
+            yield x, y
+            if self.steps is not None and i + 1 >= self.steps:
+                break
+
+
+def batches(x, y=None, batch_size=None, shuffle=False, steps=None, default_batch_size=32):
+    """Pick the adapter for ``x``."""
+    if x is None:
+        raise ValueError("No data given: pass x (and y), or a dataset of (x, y) batches.")
+    if is_array(x):
+        return ArrayBatches(x, y, batch_size or default_batch_size, shuffle)
+    if y is not None:
+        raise ValueError("When x is a dataset or generator it must yield (x, y) batches itself; do not pass y.")
+    return IterableBatches(x, steps)
+
+
+def split_validation(x, y, validation_split):
+    """Keras's validation_split: the last fraction of the arrays, taken before shuffling."""
+    if not is_array(x):
+        raise ValueError("validation_split works only with array inputs; pass validation_data for datasets.")
+    if not 0 < validation_split < 1:
+        raise ValueError(f"validation_split must be in (0, 1), got {validation_split}.")
+    n = len(x)
+    cut = int(n * (1 - validation_split))
+    if cut == 0 or cut == n:
+        raise ValueError(f"validation_split={validation_split} leaves an empty training or validation set "
+                         f"for {n} samples.")
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])

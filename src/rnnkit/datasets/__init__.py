@@ -1,0 +1,17 @@
+"""Dataset loaders and the checks and cleaning applied before windowing."""
+
+from ._cache import ChecksumError, DownloadError, cache_dir
+from .cleaning import DataError, clean_timeseries, validate_frame
+from .jena import jena_climate
+from .weather import nyc_weather
+
+__all__ = [
+    "ChecksumError",
+    "DataError",
+    "DownloadError",
+    "cache_dir",
+    "clean_timeseries",
+    "jena_climate",
+    "nyc_weather",
+    "validate_frame",
+]

@@ -1,0 +1,163 @@
+"""The fast path: whole sequences in PyTorch's native fused RNN kernels.
+
+Same inputs and results as the step-by-step functions in ``rnnkit.recurrence``
+(oneDNN/MKL on CPU, cuDNN on GPU, through ``torch.lstm`` / ``torch.gru`` /
+``torch.rnn_tanh`` / ``torch.rnn_relu``, the ops behind ``torch.nn.LSTM`` and friends).
+Keras-layout weights are mapped to the kernels' layout here:
+
+* kernel (in, k*units) -> weight_ih (k*units, in); recurrent_kernel -> weight_hh
+* Keras's single bias -> bias_ih, with a zero bias_hh (SimpleRNN, LSTM)
+* GRU (reset_after=True) gates z, r, h -> PyTorch's r, z, n; bias rows -> bias_ih, bias_hh
+
+Under ``torch.no_grad`` / ``inference_mode`` the converted weights are cached per
+parameter version, so repeated ``predict`` batches do not convert again; an optimizer
+step or ``set_weights`` bumps the version and invalidates the cache. With autograd on,
+conversion happens once per call (not per step) and gradients flow to the Keras-layout
+parameters.
+"""
+import weakref
+
+import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+_KERNELS = {"lstm": torch.lstm, "gru": torch.gru}
+_cache = weakref.WeakKeyDictionary()
+
+
+def unsupported_reason(kind, options, activation_name, recurrent_activation_name):
+    """Why the fused kernel cannot compute this configuration exactly, or None if it can."""
+    if kind == "simple_rnn":
+        if activation_name not in ("tanh", "relu"):
+            return f"activation '{activation_name}' (fused SimpleRNN supports tanh and relu)"
+    else:
+        if activation_name != "tanh":
+            return f"activation '{activation_name}' (fused kernels use tanh)"
+        if recurrent_activation_name != "sigmoid":
+            return f"recurrent_activation '{recurrent_activation_name}' (fused kernels use sigmoid)"
+    if kind == "gru" and not options.reset_after:
+        return "reset_after=False has no native kernel"
+    if options.recurrent_dropout is not None:
+        return "recurrent_dropout in training"
+    if options.mask is not None:
+        if options.go_backwards:
+            return "a mask with go_backwards outside Bidirectional"
+        return mask_reason(options.mask)
+    return None
+
+
+def mask_reason(mask):
+    """None when the mask is right-padded (packable) with no empty sequence, else why not."""
+    lengths = mask.sum(dim=1)
+    steps = torch.arange(mask.shape[1], device=mask.device)
+    if not bool(torch.equal(mask, steps.unsqueeze(0) < lengths.unsqueeze(1))):
+        return "mask is not right-padded"
+    if bool((lengths == 0).any()):
+        return "mask has an all-padding sequence"
+    return None
+
+
+def _native_weights(kind, weights, reset_after, activation_name):
+    kernel, recurrent_kernel, bias = weights
+    if kind == "gru":
+        w_ih, w_hh = _gru_order(kernel.t()), _gru_order(recurrent_kernel.t())
+        if bias is None:
+            return [w_ih, w_hh]
+        return [w_ih, w_hh, _gru_order(bias[0]), _gru_order(bias[1])]
+    w_ih, w_hh = kernel.t().contiguous(), recurrent_kernel.t().contiguous()
+    if bias is None:
+        return [w_ih, w_hh]
+    return [w_ih, w_hh, bias, torch.zeros_like(bias)]
+
+
+def _gru_order(t):
+    z, r, h = t.chunk(3, dim=0)
+    return torch.cat([r, z, h], dim=0)
+
+
+def native_weights(kind, weights, reset_after=True, activation_name="tanh"):
+    """Weights in the fused kernels' layout, cached while no autograd graph is needed."""
+    if torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights):
+        return _native_weights(kind, weights, reset_after, activation_name)
+    key = weights[0]
+    stamp = tuple((w._version, w.data_ptr()) if w is not None else None for w in weights)
+    hit = _cache.get(key)
+    if hit is not None and hit[0] == stamp:
+        return hit[1]
+    with torch.no_grad():
+        converted = _native_weights(kind, weights, reset_after, activation_name)
+    _cache[key] = (stamp, converted)
+    return converted
+
+
+def _kernel(kind, activation_name):
+    if kind == "simple_rnn":
+        return torch.rnn_relu if activation_name == "relu" else torch.rnn_tanh
+    return _KERNELS[kind]
+
+
+def run(kind, x, states, weights, options, activation_name="tanh", training=False, backward=None):
+    """Run one layer (or a bidirectional pair) through the fused kernel.
+
+    ``backward`` = (states, weights) of a reverse direction makes this one bidirectional
+    call; its outputs come back aligned with the input time steps, as Keras's
+    ``Bidirectional`` presents them. Returns ``(outputs, states)`` for one direction, or
+    ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
+    """
+    params = native_weights(kind, weights, options.reset_after, activation_name)
+    has_bias = len(params) == 4
+    hx = _stack_states(kind, states, None if backward is None else backward[0])
+    if backward is not None:
+        params = params + native_weights(kind, backward[1], options.reset_after, activation_name)
+    if options.input_dropout is not None:
+        x = x * options.input_dropout.unsqueeze(1)
+    if options.go_backwards:
+        x = x.flip(1)
+    fn = _kernel(kind, activation_name)
+    bidirectional = backward is not None
+    if options.mask is None:
+        out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
+    else:
+        out, h_n = _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, options.mask)
+    units = weights[1].shape[0]
+    directions = _unstack_states(kind, h_n)
+    if not bidirectional:
+        if options.mask is not None and not options.zero_output_for_mask:
+            out = torch.where(options.mask.unsqueeze(-1), out, directions[0][0].unsqueeze(1))
+        return out, directions[0]
+    return out[..., :units], out[..., units:], directions[0], directions[1]
+
+
+def _stack_states(kind, states, backward_states):
+    groups = [tuple(states)] + ([tuple(backward_states)] if backward_states is not None else [])
+    h = torch.stack([g[0] for g in groups])
+    if kind == "lstm":
+        return (h, torch.stack([g[1] for g in groups]))
+    return h
+
+
+def _unstack_states(kind, h_n):
+    if kind == "lstm":
+        h, c = h_n
+        return [(h[d], c[d]) for d in range(h.shape[0])]
+    return [(h_n[d],) for d in range(h_n.shape[0])]
+
+
+def _call(fn, kind, x, hx, params, has_bias, training, bidirectional):
+    out, *h_n = fn(x, hx, params, has_bias, 1, 0.0, training, bidirectional, True)
+    return out, (tuple(h_n) if kind == "lstm" else h_n[0])
+
+
+def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, mask):
+    lengths = mask.sum(dim=1).cpu()
+    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+    order, unorder = packed.sorted_indices, packed.unsorted_indices
+    if kind == "lstm":
+        hx = (hx[0].index_select(1, order), hx[1].index_select(1, order))
+    else:
+        hx = hx.index_select(1, order)
+    data, *h_n = fn(packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0, training, bidirectional)
+    out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder),
+                                 batch_first=True, total_length=x.shape[1])
+    if kind == "lstm":
+        return out, (h_n[0].index_select(1, unorder), h_n[1].index_select(1, unorder))
+    return out, h_n[0].index_select(1, unorder)

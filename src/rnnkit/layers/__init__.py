@@ -1,0 +1,29 @@
+"""Keras's layers as ``torch.nn.Module`` subclasses."""
+from .._naming import suggest
+from .core import (Activation, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+                   MaxPooling1D, RepeatVector)
+from .input import Input, InputLayer
+from .layer import Layer
+from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
+from .wrappers import Bidirectional, TimeDistributed
+
+_CLASSES = {cls.__name__: cls for cls in (
+    Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D, GRU,
+    InputLayer, LSTM, MaxPooling1D, RepeatVector, SimpleRNN, TimeDistributed)}
+
+
+def serialize(layer):
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(spec, custom_objects=None):
+    """Rebuild a layer from ``{"class_name": ..., "config": ...}``."""
+    classes = {**_CLASSES, **(custom_objects or {})}
+    name = spec.get("class_name")
+    if name not in classes:
+        raise ValueError(f"Unknown layer class '{name}'.{suggest(str(name), classes)} "
+                         "Pass custom_objects={'Name': cls} for your own layers.")
+    return classes[name].from_config(dict(spec["config"]))
+
+
+__all__ = sorted(_CLASSES) + ["Input", "Layer", "RecurrentLayer", "serialize", "deserialize"]

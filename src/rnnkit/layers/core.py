@@ -1,0 +1,249 @@
+"""Non-recurrent layers: Embedding, Dense, Dropout, Activation, Flatten, RepeatVector, Conv1D, pooling."""
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .. import activations
+from .layer import Layer
+
+
+class Embedding(Layer):
+    """Integer tokens (batch, time) -> vectors (batch, time, output_dim); index 0 can mean padding."""
+
+    def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
+                 input_length=None, **kwargs):
+        if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
+            kwargs["input_shape"] = (input_length,)
+        super().__init__(**kwargs)
+        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.embeddings_initializer = embeddings_initializer
+        self.mask_zero = mask_zero
+
+    def build(self, input_shape):
+        self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
+                        device=self._device())
+
+    def forward(self, inputs):
+        if inputs.is_floating_point():
+            inputs = inputs.long()
+        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= self.input_dim):
+            raise ValueError(
+                f"Layer '{self.name}' got token ids in [{int(inputs.min())}, {int(inputs.max())}], "
+                f"but input_dim={self.input_dim} allows only 0..{self.input_dim - 1}."
+            )
+        return F.embedding(inputs, self.embeddings)
+
+    def compute_mask(self, inputs, mask=None):
+        return inputs != 0 if self.mask_zero else None
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
+                "mask_zero": self.mask_zero}
+
+
+class Dense(Layer):
+    """``activation(inputs @ kernel + bias)`` on the last axis; kernel is (in, units) as in Keras."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.activation_name, self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def build(self, input_shape):
+        if input_shape[-1] is None:
+            raise ValueError(f"Layer '{self.name}' needs a known last input dimension, got {input_shape}.")
+        self._input_dim = input_shape[-1]
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer, device=self._device())
+        if self.use_bias:
+            self.add_weight("bias", (self.units,), self.bias_initializer, device=self._device())
+
+    def forward(self, inputs):
+        self._check_features(inputs, self._input_dim)
+        y = inputs @ self.kernel
+        if self.use_bias:
+            y = y + self.bias
+        return self.activation(y)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation_name,
+                "use_bias": self.use_bias}
+
+
+class Dropout(Layer):
+    """Zero a fraction ``rate`` of inputs during training, scaling the rest by 1/(1-rate)."""
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
+        self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
+
+    def forward(self, inputs, training=None):
+        training = self.training if training is None else training
+        if not training or self.rate == 0:
+            return inputs
+        if self.noise_shape is None:
+            return F.dropout(inputs, self.rate, training=True)
+        shape = [s if s is not None else d for s, d in zip(self.noise_shape, inputs.shape)]
+        keep = torch.empty(shape, device=inputs.device).bernoulli_(1 - self.rate) / (1 - self.rate)
+        return inputs * keep
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class Activation(Layer):
+    """Apply a named activation."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation_name, self.activation = activations.get(activation)
+
+    def forward(self, inputs):
+        return self.activation(inputs)
+
+    def get_config(self):
+        return {**super().get_config(), "activation": self.activation_name}
+
+
+class Flatten(Layer):
+    """(batch, d1, d2, ...) -> (batch, d1*d2*...)."""
+
+    def forward(self, inputs):
+        return inputs.reshape(inputs.shape[0], -1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        rest = input_shape[1:]
+        return (input_shape[0], None if None in rest else math.prod(rest))
+
+
+class RepeatVector(Layer):
+    """(batch, features) -> (batch, n, features): feeds one vector to every decoder step."""
+
+    def __init__(self, n, **kwargs):
+        super().__init__(**kwargs)
+        self.n = int(n)
+
+    def forward(self, inputs):
+        self._check_rank(inputs, (2,), "a 2-D input (batch, features)")
+        return inputs.unsqueeze(1).expand(-1, self.n, -1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.n, input_shape[1])
+
+    def get_config(self):
+        return {**super().get_config(), "n": self.n}
+
+
+class Conv1D(Layer):
+    """1-D convolution over time; kernel is (kernel_size, in, filters) as in Keras."""
+
+    def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        super().__init__(**kwargs)
+        if padding not in ("valid", "same", "causal"):
+            raise ValueError(f"Conv1D padding must be 'valid', 'same' or 'causal', got {padding!r}.")
+        self.filters = int(filters)
+        self.kernel_size = int(kernel_size[0] if isinstance(kernel_size, (tuple, list)) else kernel_size)
+        self.strides = int(strides[0] if isinstance(strides, (tuple, list)) else strides)
+        self.padding, self.dilation_rate = padding, int(dilation_rate)
+        self.activation_name, self.activation = activations.get(activation)
+        self.use_bias = use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+
+    def build(self, input_shape):
+        self._input_dim = input_shape[-1]
+        self.add_weight("kernel", (self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer,
+                        device=self._device())
+        if self.use_bias:
+            self.add_weight("bias", (self.filters,), self.bias_initializer, device=self._device())
+
+    def forward(self, inputs):
+        self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
+        self._check_features(inputs, self._input_dim)
+        x = inputs.transpose(1, 2)
+        span = self.dilation_rate * (self.kernel_size - 1)
+        if self.padding == "causal":
+            x = F.pad(x, (span, 0))
+        elif self.padding == "same":
+            x = F.pad(x, (span // 2, span - span // 2))
+        y = F.conv1d(x, self.kernel.permute(2, 1, 0), self.bias if self.use_bias else None,
+                     stride=self.strides, dilation=self.dilation_rate)
+        return self.activation(y.transpose(1, 2))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        steps = input_shape[1]
+        if steps is not None:
+            if self.padding == "valid":
+                steps -= self.dilation_rate * (self.kernel_size - 1)
+            steps = (steps + self.strides - 1) // self.strides
+        return (input_shape[0], steps, self.filters)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,
+                "activation": self.activation_name, "use_bias": self.use_bias}
+
+
+class MaxPooling1D(Layer):
+    """Max over windows of ``pool_size`` time steps."""
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int(pool_size)
+        self.strides = int(strides or pool_size)
+        self.padding = padding
+
+    def forward(self, inputs):
+        x = inputs.transpose(1, 2)
+        if self.padding == "same":
+            return F.max_pool1d(x, self.pool_size, self.strides, ceil_mode=True).transpose(1, 2)
+        return F.max_pool1d(x, self.pool_size, self.strides).transpose(1, 2)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        steps = input_shape[1]
+        if steps is not None:
+            steps = (steps - self.pool_size) // self.strides + 1
+        return (input_shape[0], steps, input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding}
+
+
+class GlobalAveragePooling1D(Layer):
+    """Mean over time (masked steps excluded when a mask is given)."""
+
+    def forward(self, inputs, mask=None):
+        if mask is None:
+            return inputs.mean(dim=1)
+        weights = mask.to(inputs.dtype).unsqueeze(-1)
+        return (inputs * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])

@@ -1,0 +1,162 @@
+"""One-file model saving: a zip of config JSON, safetensors weights and optimizer state.
+
+Layout of ``model.rnnkit``::
+
+    rnnkit.json            format marker and versions
+    config.json            {"class_name": "Sequential", "config": ..., "compile_config": ..., "metadata": ...}
+    model.safetensors      weights in Keras order, keys "0000/<layer path>.<weight name>"
+    optimizer.pt           optimizer state (torch.save, loaded with weights_only=True), optional
+
+Files are written to a temporary file beside the target and renamed into place, so a
+crash never leaves a half-written model where a good one was.
+"""
+import io
+import json
+import os
+import tempfile
+import zipfile
+
+import torch
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+
+FORMAT = "rnnkit-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """The file is not a readable rnnkit model (truncated, corrupt, or something else)."""
+
+
+def atomic_write_bytes(path, data):
+    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _weight_tensors(model):
+    names = []
+    for module_name, module in model.named_modules():
+        for weight_name in getattr(module, "_weight_names", []):
+            names.append((getattr(module, weight_name), f"{module_name}.{weight_name}".lstrip(".")))
+    order = {id(w): i for i, w in enumerate(model.weights)}
+    tensors = {}
+    for param, name in names:
+        if id(param) in order:
+            tensors[f"{order[id(param)]:04d}/{name}"] = param.detach().cpu().contiguous()
+    return tensors
+
+
+def save_model(model, filepath, include_optimizer=True):
+    if not model.built:
+        raise ValueError("Cannot save a model that is not built yet: build it or train it first.")
+    from . import __version__
+
+    config = {"class_name": type(model).__name__, "config": model.get_config(),
+              "compile_config": model.get_compile_config(), "metadata": model.metadata}
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("rnnkit.json", json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
+                                               "rnnkit_version": __version__,
+                                               "torch_version": torch.__version__}))
+        zf.writestr("config.json", json.dumps(config, indent=1))
+        zf.writestr("model.safetensors", save_safetensors(_weight_tensors(model)))
+        if include_optimizer and model.optimizer is not None and model.optimizer.built:
+            state = io.BytesIO()
+            torch.save(model.optimizer.state_dict(), state)
+            zf.writestr("optimizer.pt", state.getvalue())
+    atomic_write_bytes(filepath, buffer.getvalue())
+
+
+def _open(filepath):
+    filepath = os.fspath(filepath)
+    if not os.path.exists(filepath):
+        raise FileNotFoundError(f"No model file at '{filepath}'.")
+    try:
+        zf = zipfile.ZipFile(filepath)
+        bad = zf.testzip()
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise ModelFileError(f"'{filepath}' is not a readable rnnkit model file (truncated or not a "
+                             f"zip archive: {exc}).") from None
+    if bad is not None:
+        raise ModelFileError(f"'{filepath}' is corrupt: member '{bad}' fails its checksum.")
+    try:
+        marker = json.loads(zf.read("rnnkit.json"))
+    except (KeyError, ValueError):
+        raise ModelFileError(f"'{filepath}' is a zip archive but not an rnnkit model file.") from None
+    if marker.get("format") != FORMAT or marker.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(f"'{filepath}' has format {marker.get('format')!r} version "
+                             f"{marker.get('format_version')}; this rnnkit reads {FORMAT} <= {FORMAT_VERSION}.")
+    return zf
+
+
+def load_model(filepath, custom_objects=None, compile=True):
+    """Rebuild a model saved by ``model.save``; predictions are identical to the saved model's."""
+    from .layers import _CLASSES
+    from .models import Sequential
+
+    with _open(filepath) as zf:
+        try:
+            config = json.loads(zf.read("config.json"))
+            weights = load_safetensors(zf.read("model.safetensors"))
+            optimizer_state = zf.read("optimizer.pt") if "optimizer.pt" in zf.namelist() else None
+        except (KeyError, ValueError, RuntimeError) as exc:
+            raise ModelFileError(f"'{filepath}' is missing or has a damaged part: {exc}") from None
+    classes = {"Sequential": Sequential, **_CLASSES, **(custom_objects or {})}
+    cls = classes.get(config.get("class_name"))
+    if cls is None:
+        raise ModelFileError(f"'{filepath}' holds a '{config.get('class_name')}' model, which this rnnkit "
+                             "cannot rebuild; pass custom_objects={'Name': cls}.")
+    model = cls.from_config(config["config"], custom_objects) if cls is Sequential else cls.from_config(
+        config["config"])
+    _assign(model, weights, filepath)
+    model.metadata = config.get("metadata") or {}
+    if compile and config.get("compile_config"):
+        model.compile_from_config(config["compile_config"])
+        if optimizer_state is not None:
+            model.optimizer.build(list(model.parameters()))
+            model.optimizer.load_state_dict(torch.load(io.BytesIO(optimizer_state), weights_only=True))
+    return model
+
+
+def _assign(model, tensors, filepath):
+    mine = model.weights
+    if len(tensors) != len(mine):
+        raise ModelFileError(f"'{filepath}' holds {len(tensors)} weight tensors but the model it describes "
+                             f"has {len(mine)}.")
+    ordered = [tensors[k] for k in sorted(tensors)]
+    for param, value, key in zip(mine, ordered, sorted(tensors)):
+        if tuple(param.shape) != tuple(value.shape):
+            raise ModelFileError(f"'{filepath}': weight '{key}' has shape {tuple(value.shape)}, the model "
+                                 f"expects {tuple(param.shape)}.")
+    with torch.no_grad():
+        for param, value in zip(mine, ordered):
+            param.copy_(value)
+
+
+def save_weights(model, filepath):
+    """Weights only, as one safetensors file (atomic)."""
+    atomic_write_bytes(filepath, save_safetensors(_weight_tensors(model)))
+
+
+def load_weights(model, filepath):
+    try:
+        with open(filepath, "rb") as f:
+            tensors = load_safetensors(f.read())
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # safetensors raises its own error types for damaged files
+        raise ModelFileError(f"'{filepath}' is not a readable safetensors weights file: {exc}") from None
+    _assign(model, tensors, filepath)
