@@ -15,13 +15,10 @@ step or ``set_weights`` bumps the version and invalidates the cache. With autogr
 conversion happens once per call (not per step) and gradients flow to the Keras-layout
 parameters.
 """
-import weakref
-
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 _KERNELS = {"lstm": torch.lstm, "gru": torch.gru}
-_cache = weakref.WeakKeyDictionary()
 
 
 def unsupported_reason(kind, options, activation_name, recurrent_activation_name):
@@ -74,18 +71,21 @@ def _gru_order(t):
     return torch.cat([r, z, h], dim=0)
 
 
-def native_weights(kind, weights, reset_after=True, activation_name="tanh"):
-    """Weights in the fused kernels' layout, cached while no autograd graph is needed."""
-    if torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights):
+def native_weights(kind, weights, reset_after=True, activation_name="tanh", cache=None):
+    """Weights in the fused kernels' layout.
+
+    ``cache`` (a dict owned by the layer) keeps the converted copy while no autograd graph
+    is needed; it is keyed on each parameter's version counter and storage, which every
+    in-place update (optimizer step, ``set_weights``, ``load_state_dict``) changes.
+    """
+    if cache is None or (torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights)):
         return _native_weights(kind, weights, reset_after, activation_name)
-    key = weights[0]
-    stamp = tuple((w._version, w.data_ptr()) if w is not None else None for w in weights)
-    hit = _cache.get(key)
-    if hit is not None and hit[0] == stamp:
-        return hit[1]
+    stamp = tuple((w._version, w.data_ptr(), w.device, w.dtype) if w is not None else None for w in weights)
+    if cache.get("stamp") == stamp:
+        return cache["weights"]
     with torch.no_grad():
         converted = _native_weights(kind, weights, reset_after, activation_name)
-    _cache[key] = (stamp, converted)
+    cache["stamp"], cache["weights"] = stamp, converted
     return converted
 
 
@@ -95,19 +95,19 @@ def _kernel(kind, activation_name):
     return _KERNELS[kind]
 
 
-def run(kind, x, states, weights, options, activation_name="tanh", training=False, backward=None):
+def run(kind, x, states, weights, options, activation_name="tanh", training=False, backward=None, cache=None):
     """Run one layer (or a bidirectional pair) through the fused kernel.
 
-    ``backward`` = (states, weights) of a reverse direction makes this one bidirectional
+    ``backward`` = (states, weights, cache) of a reverse direction makes this one bidirectional
     call; its outputs come back aligned with the input time steps, as Keras's
     ``Bidirectional`` presents them. Returns ``(outputs, states)`` for one direction, or
     ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
     """
-    params = native_weights(kind, weights, options.reset_after, activation_name)
+    params = native_weights(kind, weights, options.reset_after, activation_name, cache)
     has_bias = len(params) == 4
     hx = _stack_states(kind, states, None if backward is None else backward[0])
     if backward is not None:
-        params = params + native_weights(kind, backward[1], options.reset_after, activation_name)
+        params = params + native_weights(kind, backward[1], options.reset_after, activation_name, backward[2])
     if options.input_dropout is not None:
         x = x * options.input_dropout.unsqueeze(1)
     if options.go_backwards:

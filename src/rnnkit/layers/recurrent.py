@@ -51,6 +51,7 @@ class RecurrentLayer(Layer):
         self.zero_output_for_mask = zero_output_for_mask
         self.execution_path = None
         self.states = None
+        self._fused_cache = {}
         self._generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     # ----- weights -----------------------------------------------------------------------------
@@ -127,7 +128,8 @@ class RecurrentLayer(Layer):
             log.debug("%s: %s path", self.name, path)
             self.execution_path = path
         if reason is None:
-            return fused.run(self.kind, inputs, states, self._weights(), options, self.activation_name, training)
+            return fused.run(self.kind, inputs, states, self._weights(), options, self.activation_name, training,
+                             cache=self._fused_cache)
         return SEQUENCE_FUNCTIONS[self.kind](inputs, states, self._weights(), options)
 
     def _initial_states(self, inputs, initial_state):
