@@ -217,7 +217,7 @@ class EarlyStopping(Callback):
     the first epoch) ``model.stop_training`` is set. With ``baseline``, the
     count only resets for values that also beat the baseline. With
     ``restore_best_weights``, the best epoch's weights are put back at the end
-    of training, whether or not it stopped early (Keras >= 3.4 behaviour).
+    of training, whether or not it stopped early (as current Keras 3 does).
     """
 
     def __init__(

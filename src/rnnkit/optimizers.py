@@ -206,7 +206,7 @@ class Optimizer:
 
     @torch.no_grad()
     def step(self):
-        """Clip gradients, apply weight decay, then update; skips parameters without grads."""
+        """Clip the gradients (in place), apply weight decay, then update; skips parameters without grads."""
         if self._torch_optimizer is None:
             raise RuntimeError("Call build(params) before step().")
         params = [p for p in self._params if p.grad is not None]

@@ -78,13 +78,7 @@ class Layer(nn.Module):
 
     def _sublayers(self):
         """Direct sub-layers, looking through containers such as ``nn.ModuleList``."""
-        found = []
-        for child in self.children():
-            if isinstance(child, Layer):
-                found.append(child)
-            else:
-                found.extend(m for m in child.modules() if isinstance(m, Layer))
-        return found
+        return _top_layers(self)
 
     def get_weights(self):
         """The weights as NumPy arrays, in Keras's order and layout."""
@@ -169,6 +163,13 @@ class Layer(nn.Module):
 
     def extra_repr(self):
         return f"name={self.name!r}"
+
+
+def _top_layers(module):
+    found = []
+    for child in module.children():
+        found.extend([child] if isinstance(child, Layer) else _top_layers(child))
+    return found
 
 
 def _to_tensor(x):

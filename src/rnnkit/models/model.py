@@ -7,7 +7,6 @@ optimizer. Subclass ``Model`` and define ``call`` (or ``forward``) for a custom 
 import contextlib
 import time
 
-import numpy as np
 import torch
 
 from .. import callbacks as callbacks_module
@@ -61,8 +60,8 @@ class Model(Layer):
         self._device_choice = device
         self._autocast_dtype = torch.bfloat16 if mixed_precision else None
         self._compile_config = {
-            "optimizer": self.optimizer.get_config(),
-            "loss": self.loss.get_config(),
+            "optimizer": optimizers.serialize(self.optimizer),
+            "loss": losses.serialize(self.loss),
             "metrics": [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in self._metric_specs],
             "mixed_precision": mixed_precision,
         }
@@ -113,6 +112,7 @@ class Model(Layer):
         self._require_compiled("train_on_batch")
         x, y = data_adapter.to_tensor(x, "x"), data_adapter.to_tensor(y, "y")
         self._prepare(x)
+        self._reset_metrics()
         logs = self._train_step(x.to(self.device), y.to(self.device))
         return _logs_to_return(logs)
 
@@ -187,7 +187,7 @@ class Model(Layer):
                 callback_list.on_train_batch_begin(step - 1, {})
                 logs = self._train_step(xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
                 callback_list.on_train_batch_end(step - 1, logs)
-                bar.update(step, list(logs.items()))
+                bar.update(step, list(logs.items()), finalize=False)
                 if self.stop_training:
                     break
             if step == 0:
@@ -292,6 +292,3 @@ def _logs_to_return(logs):
     values = [float(v) for v in logs.values()]
     return values[0] if len(values) == 1 else values
 
-
-def _as_numpy(x):
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)

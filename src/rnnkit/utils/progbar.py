@@ -96,12 +96,11 @@ class Progbar:
     def _stream(self):
         return self.file if self.file is not None else sys.stdout
 
-    def _record(self, current, values, finalize):
+    def _record(self, current, values):
         for name, value in values:
             if name not in self._values_order:
                 self._values_order.append(name)
-            averaged = self.stateful_metrics is not None and name not in self.stateful_metrics
-            if not averaged or finalize:
+            if self.stateful_metrics is None or name in self.stateful_metrics:
                 self._values[name] = [value, 1]
             else:
                 base = max(current - self._seen_so_far, 1)
@@ -150,7 +149,7 @@ class Progbar:
         """
         if finalize is None:
             finalize = self.target is not None and current >= self.target
-        self._record(current, values or [], finalize)
+        self._record(current, values or [])
         self._seen_so_far = current
         now = time.time()
         per_step = self._estimate_step_duration(current, now)
