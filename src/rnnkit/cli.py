@@ -1,0 +1,82 @@
+"""The ``rnnkit`` command: one subcommand per application.
+
+    rnnkit forecast                      # train and evaluate a temperature forecaster
+    rnnkit forecast predict --model-file runs/forecast/model.rnnkit --data new.csv
+
+Adding an application: write a module with ``add_arguments(subparsers)`` (it calls
+``subparsers.add_parser(name, ...)`` and adds its options) and ``main(args)`` (runs,
+returns the exit status), then list it in :data:`COMMANDS`. Modules are imported only
+when their subcommand runs or ``rnnkit --help`` is shown. See :mod:`rnnkit.apps`.
+
+Errors: bad input raised as :class:`rnnkit.apps.UsageError`,
+:class:`rnnkit.datasets.DataError`, :class:`rnnkit.saving.ModelFileError` or
+``FileNotFoundError`` is printed as ``rnnkit <command>: error: <message>`` on stderr
+with exit status 2 (argparse's own usage errors also exit with 2).
+"""
+import argparse
+import importlib
+import sys
+
+# subcommand name -> module exposing add_arguments(subparsers) and main(args)
+COMMANDS = {
+    "forecast": "rnnkit.apps.forecast",
+}
+
+EXIT_USAGE = 2
+
+
+def _load(name):
+    return importlib.import_module(COMMANDS[name])
+
+
+def build_parser(commands=None):
+    """The top-level parser; ``commands`` limits which application modules are imported."""
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="rnnkit", description="Keras-exact RNNs on PyTorch: applications.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in commands if commands is not None else COMMANDS:
+        sub = _load(name).add_arguments(subparsers)
+        sub.set_defaults(_command=name)
+    return parser
+
+
+def _error(command, message):
+    print(f"rnnkit{' ' + command if command else ''}: error: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv=None):
+    """Entry point of the ``rnnkit`` console script; returns the exit status."""
+    from .apps import UsageError
+    from .datasets import DataError
+    from .saving import ModelFileError
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Import only the chosen application (importing all of them costs time at every start).
+    first = next((a for a in argv if not a.startswith("-")), None)
+    commands = [first] if first in COMMANDS else None
+    try:
+        parser = build_parser(commands)
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    if getattr(args, "_command", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    command = args._command
+    try:
+        return int(_load(command).main(args) or 0)
+    except (UsageError, DataError, ModelFileError, FileNotFoundError) as exc:
+        _error(command, str(exc).strip().replace("\n", " "))
+        return EXIT_USAGE
+    except FloatingPointError as exc:  # training diverged: say so, no traceback
+        _error(command, str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error(command, "interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
