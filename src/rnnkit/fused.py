@@ -36,21 +36,38 @@ def unsupported_reason(kind, options, activation_name, recurrent_activation_name
     if options.recurrent_dropout is not None:
         return "recurrent_dropout in training"
     if options.mask is not None:
-        if options.go_backwards:
-            return "a mask with go_backwards outside Bidirectional"
-        return mask_reason(options.mask)
+        layout = mask_layout(options.mask)
+        if layout not in ("right", "left"):
+            return layout
     return None
 
 
-def mask_reason(mask):
-    """None when the mask is right-padded (packable) with no empty sequence, else why not."""
+def mask_layout(mask):
+    """'right' (padding after the tokens), 'left' (padding before), or why neither fits.
+
+    Right padding maps straight to packed sequences. Left padding (Keras's
+    ``pad_sequences`` default) is rotated into right padding and back: in Keras's loop
+    the masked prefix keeps the initial state and outputs zeros, which is exactly what
+    the rotated packed run gives.
+    """
     lengths = mask.sum(dim=1)
-    steps = torch.arange(mask.shape[1], device=mask.device)
-    if not bool(torch.equal(mask, steps.unsqueeze(0) < lengths.unsqueeze(1))):
-        return "mask is not right-padded"
     if bool((lengths == 0).any()):
         return "mask has an all-padding sequence"
-    return None
+    steps = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
+    if bool(torch.equal(mask, steps < lengths.unsqueeze(1))):
+        return "right"
+    if bool(torch.equal(mask, steps >= (mask.shape[1] - lengths).unsqueeze(1))):
+        return "left"
+    return "mask is neither right- nor left-padded"
+
+
+def _rotate(t, shift):
+    """Row b of ``t`` rotated left along time by ``shift[b]`` steps."""
+    steps = t.shape[1]
+    index = (torch.arange(steps, device=t.device).unsqueeze(0) + shift.unsqueeze(1)) % steps
+    if t.dim() == 3:
+        index = index.unsqueeze(-1).expand(-1, -1, t.shape[-1])
+    return t.gather(1, index)
 
 
 def _native_weights(kind, weights, reset_after, activation_name):
@@ -110,19 +127,28 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
         params = params + native_weights(kind, backward[1], options.reset_after, activation_name, backward[2])
     if options.input_dropout is not None:
         x = x * options.input_dropout.unsqueeze(1)
+    mask = options.mask
     if options.go_backwards:
         x = x.flip(1)
+        mask = None if mask is None else mask.flip(1)
     fn = _kernel(kind, activation_name)
     bidirectional = backward is not None
-    if options.mask is None:
+    if mask is None:
         out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
     else:
-        out, h_n = _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, options.mask)
+        layout = mask_layout(mask)
+        lengths = mask.sum(dim=1)
+        if layout == "left":
+            pad = mask.shape[1] - lengths
+            x = _rotate(x, pad)
+        out, h_n = _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths)
+        if layout == "left":
+            out = _rotate(out, -pad)
     units = weights[1].shape[0]
     directions = _unstack_states(kind, h_n)
     if not bidirectional:
-        if options.mask is not None and not options.zero_output_for_mask:
-            out = torch.where(options.mask.unsqueeze(-1), out, directions[0][0].unsqueeze(1))
+        if mask is not None and layout == "right" and not options.zero_output_for_mask:
+            out = torch.where(mask.unsqueeze(-1), out, directions[0][0].unsqueeze(1))
         return out, directions[0]
     return out[..., :units], out[..., units:], directions[0], directions[1]
 
@@ -147,9 +173,8 @@ def _call(fn, kind, x, hx, params, has_bias, training, bidirectional):
     return out, (tuple(h_n) if kind == "lstm" else h_n[0])
 
 
-def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, mask):
-    lengths = mask.sum(dim=1).cpu()
-    packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths):
+    packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     order, unorder = packed.sorted_indices, packed.unsorted_indices
     if kind == "lstm":
         hx = (hx[0].index_select(1, order), hx[1].index_select(1, order))

@@ -1,0 +1,1 @@
+"""rnnkit's benchmark suite: ``python -m benchmarks.rnn --help``."""
