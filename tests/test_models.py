@@ -341,3 +341,26 @@ def test_return_state_and_initial_state_in_sequence_to_sequence():
     torch.testing.assert_close(out, h)
     y = decoder(torch.randn(2, 4, 3), initial_state=[h, c])
     assert y.shape == (2, 4, 6)
+
+
+def test_same_seed_same_training():
+    x, y = _task(64)
+
+    def train():
+        rnnkit.utils.set_random_seed(42)
+        model = Sequential([rnnkit.Input(shape=(10, 1)), LSTM(4, dropout=0.2), Dense(1)])
+        model.compile("adam", "mse")
+        model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(train(), train()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_reset_states_resets_stateful_layers():
+    model = Sequential([rnnkit.Input(shape=(3, 2), batch_size=4), LSTM(3, stateful=True), Dense(1)])
+    x = np.random.randn(4, 3, 2).astype("float32")
+    first = model.predict(x, batch_size=4)
+    assert not np.allclose(model.predict(x, batch_size=4), first)
+    model.reset_states()
+    np.testing.assert_allclose(model.predict(x, batch_size=4), first, rtol=1e-6)

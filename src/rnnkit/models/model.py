@@ -255,6 +255,12 @@ class Model(Layer):
         with torch.inference_mode(), self._autocast():
             return self(x.to(self.device), training=False).float()
 
+    def reset_states(self):
+        """Forget the states that stateful recurrent layers carry between batches."""
+        for module in self.modules():
+            if module is not self and hasattr(module, "reset_states") and getattr(module, "stateful", False):
+                module.reset_states()
+
     # ----- saving ------------------------------------------------------------------------------
     def save(self, filepath, include_optimizer=True):
         """Write architecture, weights and optimizer state to one ``.rnnkit`` file, atomically."""

@@ -255,8 +255,8 @@ def detect_step(times):
 
 def segments(times, step):
     """Row ranges ``[(a, b), ...]`` of runs of consecutive time steps (no gap inside)."""
-    diffs = pd.Series(times).diff().to_numpy()
-    breaks = np.flatnonzero(diffs[1:] != np.timedelta64(step.value, "ns").astype(diffs.dtype)) + 1
+    diffs = pd.Series(times).reset_index(drop=True).diff().iloc[1:]
+    breaks = np.flatnonzero((diffs != step).to_numpy()) + 1
     bounds = [0, *breaks.tolist(), len(times)]
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
