@@ -351,3 +351,11 @@ def test_nyc_weather_real_file():
 
     with pytest.raises(ValueError, match="EWR, JFK, LGA"):
         nyc_weather("BOS")
+
+
+def test_dotted_dates_are_read_day_first():
+    """Jena's '01.02.2009' is 1 February; a month-first read would be 2 January."""
+    from rnnkit.datasets.cleaning import _parse_times
+
+    times = _parse_times(pd.Series(["01.02.2009 00:10:00", "13.02.2009 00:20:00"]))
+    assert [t.month for t in times] == [2, 2] and [t.day for t in times] == [1, 13]

@@ -9,12 +9,15 @@ returns the exit status), then list it in :data:`COMMANDS`. Modules are imported
 when their subcommand runs or ``rnnkit --help`` is shown. See :mod:`rnnkit.apps`.
 
 Errors: bad input raised as :class:`rnnkit.apps.UsageError`,
-:class:`rnnkit.datasets.DataError`, :class:`rnnkit.saving.ModelFileError` or
-``FileNotFoundError`` is printed as ``rnnkit <command>: error: <message>`` on stderr
-with exit status 2 (argparse's own usage errors also exit with 2).
+:class:`rnnkit.datasets.DataError`, :class:`rnnkit.saving.ModelFileError`,
+:class:`rnnkit.datasets.ChecksumError` or ``OSError`` (a missing or unwritable file, a
+failed download) is printed as ``rnnkit <command>: error: <message>`` on stderr with
+exit status 2 (argparse's own usage errors also exit with 2); a diverging training
+(``FloatingPointError``) exits with 1. Anything else is a bug and shows its traceback.
 """
 import argparse
 import importlib
+import shlex
 import sys
 
 # subcommand name -> module exposing add_arguments(subparsers) and main(args)
@@ -49,7 +52,7 @@ def _error(command, message):
 def main(argv=None):
     """Entry point of the ``rnnkit`` console script; returns the exit status."""
     from .apps import UsageError
-    from .datasets import DataError
+    from .datasets import ChecksumError, DataError
     from .saving import ModelFileError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -65,9 +68,10 @@ def main(argv=None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     command = args._command
+    args.command_line = " ".join(["rnnkit", *(shlex.quote(a) for a in argv)])
     try:
         return int(_load(command).main(args) or 0)
-    except (UsageError, DataError, ModelFileError, FileNotFoundError) as exc:
+    except (UsageError, DataError, ModelFileError, ChecksumError, OSError) as exc:
         _error(command, str(exc).strip().replace("\n", " "))
         return EXIT_USAGE
     except FloatingPointError as exc:  # training diverged: say so, no traceback

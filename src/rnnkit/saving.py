@@ -13,12 +13,13 @@ crash never leaves a half-written model where a good one was.
 import io
 import json
 import os
-import tempfile
 import zipfile
 
 import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
+
+from ._io import atomic_write_bytes
 
 FORMAT = "rnnkit-model"
 FORMAT_VERSION = 1
@@ -26,24 +27,6 @@ FORMAT_VERSION = 1
 
 class ModelFileError(ValueError):
     """The file is not a readable rnnkit model (truncated, corrupt, or something else)."""
-
-
-def atomic_write_bytes(path, data):
-    """Write ``data`` to ``path`` via a temp file in the same folder and ``os.replace``."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _weight_tensors(model):

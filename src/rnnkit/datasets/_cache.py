@@ -22,6 +22,8 @@ import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from .._io import atomic_write
+
 __all__ = [
     "ChecksumError",
     "DownloadError",
@@ -58,29 +60,6 @@ def sha256_file(path):
         for chunk in iter(lambda: f.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-@contextlib.contextmanager
-def atomic_write(path, mode="wb", **open_kwargs):
-    """Open a temporary file next to ``path``; on success rename it onto ``path``.
-
-    If the block raises, the temporary file is removed and ``path`` is left
-    untouched, so readers only ever see complete files.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; cached data is not secret
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
 
 
 def _checked_copy(source, target, expected, what):

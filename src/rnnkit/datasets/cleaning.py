@@ -9,6 +9,7 @@ model is never silently trained on edited data.
 from __future__ import annotations
 
 import difflib
+import re
 
 import numpy as np
 import pandas as pd
@@ -139,10 +140,13 @@ def _parse_times(values):
     """
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
+    first = values.dropna().astype(str).head(1)
+    # Dotted dates (01.02.2009, as in the Jena file) are European day-first.
+    dayfirst = bool(len(first)) and bool(re.match(r"^\d{1,2}\.\d{1,2}\.\d{4}", first.iloc[0]))
     try:
-        return pd.to_datetime(values)
+        return pd.to_datetime(values, dayfirst=dayfirst)
     except (ValueError, TypeError, OverflowError):
-        return pd.to_datetime(values, format="mixed", errors="coerce")
+        return pd.to_datetime(values, format="mixed", dayfirst=dayfirst, errors="coerce")
 
 
 def _check_time_order(values, time_column, where):

