@@ -7,10 +7,10 @@
 """
 __version__ = "0.1.0"
 
-from . import callbacks, config, layers, losses, metrics, models, optimizers, utils
+from . import callbacks, config, datasets, layers, losses, metrics, models, optimizers, text, utils
 from .layers import Input
 from .models import Model, Sequential
 from .saving import load_model
 
 __all__ = ["Input", "Model", "Sequential", "load_model", "callbacks", "config", "layers", "losses",
-           "metrics", "models", "optimizers", "utils", "__version__"]
+           "metrics", "models", "optimizers", "datasets", "text", "utils", "__version__"]

@@ -23,6 +23,9 @@ import sys
 # subcommand name -> module exposing add_arguments(subparsers) and main(args)
 COMMANDS = {
     "forecast": "rnnkit.apps.forecast",
+    "sentiment": "rnnkit.apps.sentiment",
+    "classify": "rnnkit.apps.classify",
+    "generate": "rnnkit.apps.generate",
 }
 
 EXIT_USAGE = 2

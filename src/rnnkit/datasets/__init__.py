@@ -3,10 +3,15 @@
 from ._cache import ChecksumError, DownloadError, cache_dir
 from .cleaning import DataError, clean_timeseries, validate_frame
 from .jena import jena_climate
+from .text_corpora import bbc_news, rotten_tomatoes, shakespeare, text_file_corpus
 from .weather import nyc_weather
 
 __all__ = [
     "ChecksumError",
+    "bbc_news",
+    "rotten_tomatoes",
+    "shakespeare",
+    "text_file_corpus",
     "DataError",
     "DownloadError",
     "cache_dir",

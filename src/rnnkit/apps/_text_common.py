@@ -1,0 +1,613 @@
+"""What the text applications (sentiment, classify, generate) share: model choices,
+the bag-of-words baseline, metrics, reports, plots, loading a task's model file, and
+reading the texts to predict.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import UsageError
+
+EXIT_USAGE = 2
+CLASSIFIER_KINDS = ("simplernn", "lstm", "gru", "bilstm")
+
+
+# ----- arguments --------------------------------------------------------------------------------
+def did_you_mean(word, choices):
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
+    return f" Did you mean '{close[0]}'?" if close else ""
+
+
+def resolve_models(value, kinds=CLASSIFIER_KINDS):
+    """``--model`` value -> list of kinds: one name, a comma-separated list, or ``all``."""
+    names = []
+    for name in str(value).split(","):
+        name = name.strip().lower().replace("_", "").replace("-", "")
+        if not name:
+            continue
+        if name == "all":
+            names.extend(k for k in kinds if k not in names)
+            continue
+        if name not in kinds:
+            raise UsageError(f"unknown model '{name}'.{did_you_mean(name, list(kinds) + ['all'])} "
+                             f"Choose from {', '.join(kinds)} or all.")
+        if name not in names:
+            names.append(name)
+    if not names:
+        raise UsageError(f"--model is empty; choose from {', '.join(kinds)} or all.")
+    return names
+
+
+def positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not value > 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def nonnegative_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
+    if not value >= 0 or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return value
+
+
+def fraction(text):
+    value = nonnegative_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text!r}")
+    return value
+
+
+def run_standalone(module, name, argv=None):
+    """``python -m rnnkit.apps.<name> ...``: the same parser and error handling as ``rnnkit <name>``."""
+    from ..datasets import DataError
+    from ..saving import ModelFileError
+
+    parser = argparse.ArgumentParser(prog="rnnkit")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    module.add_arguments(subparsers)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = parser.parse_args([name] + argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
+    import shlex
+
+    args.command_line = " ".join(["rnnkit", name, *(shlex.quote(a) for a in argv)])
+    try:
+        return int(module.main(args) or 0)
+    except (UsageError, DataError, ModelFileError, FileNotFoundError) as exc:
+        print(f"rnnkit {name}: error: {str(exc).strip()}".replace("\n", " "), file=sys.stderr, flush=True)
+        return EXIT_USAGE
+    except FloatingPointError as exc:
+        print(f"rnnkit {name}: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+def add_subcommand_help(parser):
+    """Make ``rnnkit <app>`` without an action print its help and exit 2."""
+    def missing(args):
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    parser.set_defaults(action=missing)
+
+
+# ----- models -----------------------------------------------------------------------------------
+def build_classifier(kind, vocab_size, num_classes, embed_dim=64, units=64, dropout=0.3, embed_dropout=0.0,
+                     pool="last"):
+    """Embedding(mask_zero) [-> Dropout] -> recurrent layer [-> GlobalAveragePooling1D] -> Dropout -> Dense.
+
+    ``pool="last"`` classifies from the recurrent layer's final output; ``"mean"`` from the
+    mean of its outputs over the (unpadded) steps. The head is Dense(1, sigmoid) for two
+    classes, else Dense(num_classes, softmax).
+    """
+    import rnnkit
+    from rnnkit.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D,
+                               SimpleRNN)
+
+    seq = pool == "mean"
+    recurrent = {"simplernn": lambda: SimpleRNN(units, return_sequences=seq),
+                 "lstm": lambda: LSTM(units, return_sequences=seq),
+                 "gru": lambda: GRU(units, return_sequences=seq),
+                 "bilstm": lambda: Bidirectional(LSTM(units, return_sequences=seq))}[kind]()
+    head = Dense(1, activation="sigmoid") if num_classes == 2 else Dense(num_classes, activation="softmax")
+    layers = [Embedding(vocab_size, embed_dim, mask_zero=True)]
+    if embed_dropout:
+        layers.append(Dropout(embed_dropout))
+    layers.append(recurrent)
+    if seq:
+        layers.append(GlobalAveragePooling1D())
+    if dropout:
+        layers.append(Dropout(dropout))
+    layers.append(head)
+    return rnnkit.Sequential(layers, name=f"{kind}_classifier")
+
+
+def describe_classifier(kind, args):
+    recurrent = {"simplernn": "SimpleRNN({})", "lstm": "LSTM({})", "gru": "GRU({})",
+                 "bilstm": "Bidirectional(LSTM({}))"}[kind].format(args.units)
+    parts = [f"Embedding({args.embed_dim}, mask_zero)"]
+    if args.embed_dropout:
+        parts.append(f"Dropout({args.embed_dropout:g})")
+    parts.append(recurrent)
+    if args.pool == "mean":
+        parts.append("GlobalAveragePooling1D")
+    if args.dropout:
+        parts.append(f"Dropout({args.dropout:g})")
+    parts.append("Dense")
+    return " -> ".join(parts)
+
+
+def compile_classifier(model, num_classes, learning_rate=1e-3):
+    import rnnkit
+
+    loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=rnnkit.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0), loss=loss,
+                  metrics=["accuracy"])
+    return model
+
+
+def encode(vectorizer, texts, length=None):
+    """Token ids padded at the end; a text with no tokens reads as one unknown token, so
+    no row is all padding (that keeps every batch on the fused packed-sequence kernel)."""
+    ids = vectorizer(texts, output_sequence_length=length)
+    if ids.shape[1] == 0:
+        ids = np.zeros((len(texts), 1), dtype=np.int64)
+    empty = ids[:, 0] == 0
+    ids[empty, 0] = 1
+    return ids
+
+
+def class_probabilities(model, ids, num_classes, batch_size=256):
+    """(n, num_classes) probabilities from a sigmoid or softmax head."""
+    out = model.predict(ids, batch_size=batch_size)
+    if num_classes == 2:
+        p = out.reshape(-1)
+        return np.stack([1 - p, p], axis=1)
+    return out
+
+
+def train_classifier(model, x_train, y_train, x_val, y_val, epochs, batch_size, patience, verbose):
+    """Fit with early stopping on validation loss, best weights restored; returns (history, seconds)."""
+    import rnnkit
+
+    stop = rnnkit.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
+    started = time.perf_counter()
+    history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
+                        callbacks=[stop], verbose=verbose)
+    seconds = time.perf_counter() - started
+    logs = history.history
+    best = int(np.argmin(logs["val_loss"])) if logs.get("val_loss") else len(logs.get("loss", [])) - 1
+    summary = {"epochs_run": len(logs.get("loss", [])), "best_epoch": best + 1,
+               "history": {k: [round(float(v), 5) for v in vals] for k, vals in logs.items()}}
+    return summary, seconds
+
+
+# ----- baseline ---------------------------------------------------------------------------------
+BASELINE_NAME = "bow-logreg"
+BASELINE_DESCRIPTION = ("TF-IDF of word unigrams+bigrams (sublinear tf, same tokens as the RNN's vectorizer) -> "
+                        "logistic regression, C chosen on the validation split")
+
+
+def bow_baseline(vectorizer, train, val, test, seed=0, cs=(0.25, 1.0, 4.0, 16.0, 64.0), length=None):
+    """The bag-of-words baseline on the same split. ``length`` cuts every text to its first
+    ``length`` tokens first (to see what the RNN's truncation costs); None keeps all.
+
+    Returns ``(summary, test_probabilities)``.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def analyzer(text):
+        tokens = vectorizer.tokenize(text)
+        if length is not None:
+            tokens = tokens[:length]
+        return tokens + [a + " " + b for a, b in zip(tokens, tokens[1:])]
+
+    started = time.perf_counter()
+    tfidf = TfidfVectorizer(analyzer=analyzer, sublinear_tf=True, min_df=1)
+    x_train = tfidf.fit_transform(train.texts)
+    x_val, x_test = tfidf.transform(val.texts), tfidf.transform(test.texts)
+    best = None
+    for c in cs:
+        clf = LogisticRegression(C=c, solver="newton-cg", max_iter=1000, random_state=seed)
+        clf.fit(x_train, train.labels)
+        acc = float((clf.predict(x_val) == val.labels).mean())
+        if best is None or acc > best[0]:
+            best = (acc, c, clf)
+    val_acc, c, clf = best
+    probs = clf.predict_proba(x_test)
+    seconds = time.perf_counter() - started
+    import sklearn
+
+    summary = {"description": BASELINE_DESCRIPTION, "C": c, "features": int(x_train.shape[1]),
+               "val_accuracy": round(val_acc, 5), "train_seconds": round(seconds, 2),
+               "scikit_learn": sklearn.__version__}
+    if length is not None:
+        summary["tokens_per_text"] = length
+    return summary, probs
+
+
+# ----- metrics, tables, files -------------------------------------------------------------------
+def classification_metrics(y_true, probs, class_names):
+    """Accuracy, per-class precision / recall / F1 / support and the confusion matrix
+    (rows: true class, columns: predicted)."""
+    y_true = np.asarray(y_true)
+    y_pred = np.asarray(probs).argmax(axis=1)
+    k = len(class_names)
+    cm = np.zeros((k, k), dtype=np.int64)
+    np.add.at(cm, (y_true, y_pred), 1)
+    per_class = {}
+    for i, name in enumerate(class_names):
+        tp = int(cm[i, i])
+        predicted, actual = int(cm[:, i].sum()), int(cm[i].sum())
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {"precision": round(precision, 4), "recall": round(recall, 4), "f1": round(f1, 4),
+                           "support": actual}
+    return {"accuracy": round(float((y_pred == y_true).mean()), 5), "per_class": per_class,
+            "confusion_matrix": cm.tolist()}
+
+
+def format_table(headers, rows):
+    """A plain-text table with aligned columns."""
+    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+
+    def line(row):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
+
+
+def write_json(path, data):
+    """Write JSON atomically (temp file + rename)."""
+    from .._io import atomic_write_bytes
+
+    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
+
+
+def prepare_out_dir(path):
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"--out {path} exists and is not a folder.")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def save_confusion_png(cm, class_names, path, title):
+    """Confusion matrix (rows true, columns predicted), cells shaded by share of the true class."""
+    from .. import plots
+
+    cm = np.asarray(cm)
+    k = len(class_names)
+    fig = plots.new_figure(1.1 * k + 3.0, 0.9 * k + 2.2)
+    ax = fig.add_subplot(1, 1, 1)
+    shares = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            ax.text(j, i, str(cm[i, j]), ha="center", va="center", color="white" if shares[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k), class_names, rotation=30, ha="right")
+    ax.set_yticks(range(k), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    return plots.save_png(fig, path)
+
+
+def save_history_png(histories, path, title, reference=None):
+    """Validation (solid) and training (dashed) accuracy per epoch for each model."""
+    from .. import plots
+
+    curves = {name: {"train": h.get("accuracy"), "val": h.get("val_accuracy")} for name, h in histories.items()}
+    return plots.training_curves(path, curves, reference=reference, title=title, metric="accuracy")
+
+
+# ----- model files ------------------------------------------------------------------------------
+def task_metadata(task, vectorizer, **extra):
+    return {"task": task, "vectorizer": vectorizer.get_config(), **extra}
+
+
+def load_task_model(path, task):
+    """Load a model file and check it was trained for ``task``; returns (model, vectorizer, metadata)."""
+    import rnnkit
+    from rnnkit.text import TextVectorizer
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    model = rnnkit.load_model(path, compile=False)
+    metadata = model.metadata or {}
+    found = metadata.get("task")
+    if found != task:
+        what = f"a '{found}' model" if found else "a model without a text task (no vectorizer inside)"
+        hint = f" Use `rnnkit {found} ...` with it." if found in ("sentiment", "classify", "generate") else ""
+        raise UsageError(f"{path} holds {what}, not a '{task}' model.{hint}")
+    if "vectorizer" not in metadata:
+        raise UsageError(f"{path} has no vectorizer in its metadata, so it cannot read raw text.")
+    return model, TextVectorizer.from_config(metadata["vectorizer"]), metadata
+
+
+def read_input_texts(texts, file=None, stdin=None):
+    """Texts from arguments, else from ``file`` (one per line; '-' = stdin), else from stdin
+    when it is not a terminal. Blank texts are an error."""
+    stdin = sys.stdin if stdin is None else stdin
+    if texts:
+        items = list(texts)
+        where = "argument"
+    else:
+        if file is not None and file != "-":
+            try:
+                with open(file, encoding="utf-8") as f:
+                    items = f.read().splitlines()
+            except UnicodeDecodeError:
+                raise UsageError(f"{file} is not UTF-8 text.") from None
+            where = f"line of {file}"
+        elif file == "-" or not stdin.isatty():
+            items = stdin.read().splitlines()
+            where = "line of standard input"
+        else:
+            raise UsageError("no text given: pass strings, --file FILE, or pipe lines to standard input.")
+        items = [t for t in items if t.strip()]  # blank lines in a file separate nothing
+        if not items:
+            raise UsageError(f"no text to classify: every {where} is empty.")
+    for i, text in enumerate(items, start=1):
+        if not text.strip():
+            raise UsageError(f"text {i} is empty; give some words to classify.")
+    return items
+
+
+# ----- the shared train / predict flow of sentiment and classify --------------------------------
+def add_threads_argument(parser):
+    parser.add_argument("--threads", type=positive_int, default=None,
+                        help="CPU threads for PyTorch (default: PyTorch's choice, usually one per core)")
+
+
+def apply_threads(args):
+    import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+    return torch.get_num_threads()
+
+
+def add_classifier_train_arguments(parser, *, default_model, default_maxlen, default_epochs, default_out,
+                                   default_max_tokens, default_batch_size, default_patience=2,
+                                   default_embed_dropout=0.0, default_pool="last"):
+    parser.add_argument("--model", default=default_model,
+                        help=f"{', '.join(CLASSIFIER_KINDS)}, a comma-separated list, or all "
+                             f"(default {default_model})")
+    parser.add_argument("--epochs", type=positive_int, default=default_epochs,
+                        help=f"most epochs per model; early stopping on validation loss (default {default_epochs})")
+    parser.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
+    parser.add_argument("--maxlen", type=positive_int, default=default_maxlen,
+                        help=f"tokens kept per text, the rest cut from the end (default {default_maxlen})")
+    parser.add_argument("--max-tokens", type=positive_int, default=default_max_tokens,
+                        help=f"vocabulary size including padding and OOV (default {default_max_tokens})")
+    parser.add_argument("--min-count", type=positive_int, default=2,
+                        help="keep words seen at least this often in training (default 2)")
+    parser.add_argument("--embed-dim", type=positive_int, default=64, help="embedding size (default 64)")
+    parser.add_argument("--units", type=positive_int, default=64, help="recurrent units (default 64)")
+    parser.add_argument("--dropout", type=fraction, default=0.3, help="dropout before the output (default 0.3)")
+    parser.add_argument("--embed-dropout", type=fraction, default=default_embed_dropout,
+                        help=f"dropout on the word vectors (default {default_embed_dropout:g})")
+    parser.add_argument("--pool", choices=("last", "mean"), default=default_pool,
+                        help=f"classify from the last output or the mean over the words (default {default_pool})")
+    parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
+                        help=f"(default {default_batch_size})")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's (default 0.001)")
+    parser.add_argument("--patience", type=positive_int, default=default_patience,
+                        help=f"epochs without a better validation loss before stopping (default {default_patience})")
+    parser.add_argument("--seed", type=int, default=0, help="data split and weight initialisation (default 0)")
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="use only the first N texts of each split (quick runs)")
+    parser.add_argument("--no-baseline", action="store_true", help="skip the bag-of-words baseline")
+    add_threads_argument(parser)
+    parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
+                        help="0 silent, 1 progress bar, 2 one line per epoch (default)")
+
+
+def add_classifier_predict_arguments(parser, task):
+    parser.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify")
+    parser.add_argument("--model-file", required=True, help=f"a model saved by `rnnkit {task} train`")
+    parser.add_argument("--file", default=None, help="read one text per line from this file ('-': stdin)")
+    parser.add_argument("--top", type=positive_int, default=1, help="print the N most likely labels (default 1)")
+
+
+def train_text_classifiers(args, *, task, splits, say=print):
+    """Train the requested models and the baseline on ``splits``; write models, plots and
+    report.json into ``args.out``; return the report."""
+    import rnnkit
+    from rnnkit.text import TextVectorizer
+
+    started_all = time.perf_counter()
+    threads = apply_threads(args)
+    kinds = resolve_models(args.model)
+    out = prepare_out_dir(args.out)
+    corpus_sizes = splits.sizes()
+    if args.limit:
+        splits = splits.head(args.limit)
+    class_names = list(splits.class_names)
+    num_classes = len(class_names)
+    for name, part in (("training", splits.train), ("validation", splits.val), ("test", splits.test)):
+        if len(part) == 0:
+            raise UsageError(f"the {name} split is empty.")
+    if len(np.unique(splits.train.labels)) < 2:
+        raise UsageError("the training split holds only one class; use a larger --limit.")
+    say(f"{splits.info.get('corpus', task)}: {len(splits.train)} train / {len(splits.val)} validation / "
+        f"{len(splits.test)} test texts; classes: {', '.join(class_names)}")
+
+    vectorizer = TextVectorizer(max_tokens=args.max_tokens, min_count=args.min_count,
+                                output_sequence_length=args.maxlen)
+    vectorizer.adapt(splits.train.texts)
+    x_train, x_val, x_test = (encode(vectorizer, s.texts) for s in (splits.train, splits.val, splits.test))
+    y_train, y_val, y_test = splits.train.labels, splits.val.labels, splits.test.labels
+    if num_classes == 2:
+        y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
+    lengths = {name: vectorizer.lengths(s.texts) for name, s in
+               (("train", splits.train), ("val", splits.val), ("test", splits.test))}
+    all_lengths = np.concatenate(list(lengths.values()))
+    truncation = {
+        "maxlen": args.maxlen,
+        "tokens_per_text": {"mean": round(float(all_lengths.mean()), 1), "median": float(np.median(all_lengths)),
+                            "p90": float(np.percentile(all_lengths, 90)), "max": int(all_lengths.max())},
+        "texts_truncated_share": round(float((all_lengths > args.maxlen).mean()), 4),
+        "tokens_dropped_share": round(float(np.maximum(all_lengths - args.maxlen, 0).sum() / all_lengths.sum()), 4),
+    }
+    majority = int(np.bincount(splits.train.labels, minlength=num_classes).argmax())
+    report = {
+        "task": task, "command": getattr(args, "command_line", None), "corpus": splits.info.get("corpus"),
+        "classes": class_names,
+        "split_sizes": splits.sizes(), "corpus_split_sizes": corpus_sizes, "data": splits.info,
+        "settings": {k: getattr(args, k) for k in ("model", "epochs", "maxlen", "max_tokens", "min_count",
+                                                   "embed_dim", "units", "dropout", "embed_dropout", "pool", "batch_size",
+                                                   "learning_rate",
+                                                   "patience", "seed", "limit")},
+        "vocabulary_size": vectorizer.vocabulary_size(), "truncation": truncation,
+        "majority_class": {"label": class_names[majority],
+                           "test_accuracy": round(float((splits.test.labels == majority).mean()), 5)},
+        "models": {}, "baseline": None,
+        "torch_threads": threads,
+    }
+    say(f"vocabulary: {vectorizer.vocabulary_size()} ids; maxlen {args.maxlen} tokens "
+        f"({truncation['texts_truncated_share']:.1%} of texts cut, {truncation['tokens_dropped_share']:.1%} of tokens)")
+
+    plots_dir = out
+    trained = {}
+    for kind in kinds:
+        rnnkit.utils.set_random_seed(args.seed)
+        model = build_classifier(kind, vectorizer.vocabulary_size(), num_classes, args.embed_dim, args.units,
+                                 args.dropout, args.embed_dropout, args.pool)
+        compile_classifier(model, num_classes, args.learning_rate)
+        description = describe_classifier(kind, args)
+        say(f"\n== {kind}: {description} ==")
+        summary, seconds = train_classifier(model, x_train, y_train, x_val, y_val, args.epochs, args.batch_size,
+                                            args.patience, args.verbose)
+        val_probs = class_probabilities(model, x_val, num_classes)
+        test_probs = class_probabilities(model, x_test, num_classes)
+        test_metrics = classification_metrics(splits.test.labels, test_probs, class_names)
+        val_acc = round(float((val_probs.argmax(1) == splits.val.labels).mean()), 5)
+        model_file = out / f"{task}-{kind}.rnnkit"
+        model.metadata = task_metadata(task, vectorizer, labels=class_names, model=kind,
+                                       description=description, corpus=report["corpus"],
+                                       test_accuracy=test_metrics["accuracy"], val_accuracy=val_acc)
+        model.save(model_file)
+        entry = {"description": description, "params": int(model.count_params()),
+                 "val_accuracy": val_acc, "test_accuracy": test_metrics["accuracy"], "test": test_metrics,
+                 "train_seconds": round(seconds, 2), "model_file": model_file.name, **summary}
+        if num_classes > 2:
+            png = plots_dir / f"confusion-{kind}.png"
+            save_confusion_png(test_metrics["confusion_matrix"], class_names, png,
+                               f"{kind} on the test split (accuracy {test_metrics['accuracy']:.3f})")
+            entry["confusion_png"] = png.name
+        report["models"][kind] = entry
+        trained[kind] = model
+        say(f"{kind}: validation accuracy {val_acc:.4f}, test accuracy {test_metrics['accuracy']:.4f} "
+            f"({seconds:.1f} s, {summary['epochs_run']} epochs, best {summary['best_epoch']})")
+
+    best = max(kinds, key=lambda k: (report["models"][k]["val_accuracy"], -kinds.index(k)))
+    trained[best].save(out / "model.rnnkit")
+    report["best_model"] = {"name": best, "chosen_by": "validation accuracy", "model_file": "model.rnnkit"}
+
+    if not args.no_baseline:
+        say("\n== baseline: " + BASELINE_DESCRIPTION + " ==")
+        summary, probs = bow_baseline(vectorizer, splits.train, splits.val, splits.test, seed=args.seed)
+        summary["test"] = classification_metrics(splits.test.labels, probs, class_names)
+        summary["test_accuracy"] = summary["test"]["accuracy"]
+        if num_classes > 2:
+            save_confusion_png(summary["test"]["confusion_matrix"], class_names, out / "confusion-baseline.png",
+                               f"{BASELINE_NAME} on the test split (accuracy {summary['test_accuracy']:.3f})")
+            summary["confusion_png"] = "confusion-baseline.png"
+        if truncation["texts_truncated_share"] > 0:
+            cut, cut_probs = bow_baseline(vectorizer, splits.train, splits.val, splits.test, seed=args.seed,
+                                          length=args.maxlen)
+            cut_acc = classification_metrics(splits.test.labels, cut_probs, class_names)["accuracy"]
+            truncation["baseline_test_accuracy_full_text"] = summary["test_accuracy"]
+            truncation["baseline_test_accuracy_first_maxlen_tokens"] = cut_acc
+            truncation["baseline_accuracy_cost_of_truncation"] = round(summary["test_accuracy"] - cut_acc, 5)
+        report["baseline"] = {"name": BASELINE_NAME, **summary}
+
+    reference = {f"{BASELINE_NAME} validation": report["baseline"]["val_accuracy"]} if report["baseline"] else None
+    save_history_png({k: report["models"][k]["history"] for k in kinds}, out / "history.png",
+                     f"{task}: accuracy per epoch", reference)
+    report["history_png"] = "history.png"
+    report["seconds_total"] = round(time.perf_counter() - started_all, 1)
+    rows = []
+    for kind in kinds:
+        m = report["models"][kind]
+        rows.append([kind, f"{m['test_accuracy']:.4f}", f"{m['val_accuracy']:.4f}", m["epochs_run"],
+                     f"{m['params']:,}", f"{m['train_seconds']:.1f}"])
+    if report["baseline"]:
+        b = report["baseline"]
+        rows.append([f"{BASELINE_NAME} (baseline)", f"{b['test_accuracy']:.4f}", f"{b['val_accuracy']:.4f}", "-",
+                     f"{b['features']:,} feat.", f"{b['train_seconds']:.1f}"])
+    rows.append([f"majority class ({report['majority_class']['label']})",
+                 f"{report['majority_class']['test_accuracy']:.4f}", "-", "-", "-", "-"])
+    table = format_table(["model", "test acc", "val acc", "epochs", "params", "train s"], rows)
+    report["table"] = table.splitlines()
+    say("\n" + table)
+    if report["baseline"]:
+        best_rnn = max(kinds, key=lambda k: report["models"][k]["test_accuracy"])
+        diff = report["models"][best_rnn]["test_accuracy"] - report["baseline"]["test_accuracy"]
+        verdict = "beats" if diff > 0 else ("ties" if diff == 0 else "does not beat")
+        line = (f"best RNN on test: {best_rnn} {report['models'][best_rnn]['test_accuracy']:.4f} {verdict} the "
+                f"baseline {report['baseline']['test_accuracy']:.4f} ({diff * 100:+.2f} points)")
+        report["comparison"] = line
+        say(line)
+    if "baseline_accuracy_cost_of_truncation" in truncation:
+        full = truncation["baseline_test_accuracy_full_text"]
+        cut = truncation["baseline_test_accuracy_first_maxlen_tokens"]
+        say(f"truncation to {args.maxlen} tokens: the baseline's test accuracy is {full:.4f} on full texts and "
+            f"{cut:.4f} on the first {args.maxlen} tokens ({(cut - full) * 100:+.2f} points)")
+    write_json(out / "report.json", report)
+    say(f"\nwrote {out / 'report.json'}, {out / 'model.rnnkit'} (best: {best}) and plots in {out}")
+    return report
+
+
+def predict_text_classes(args, *, task, out=None):
+    """Print, for each text, the most likely label(s) and probability; returns the rows."""
+    out = out or sys.stdout
+    model, vectorizer, metadata = load_task_model(args.model_file, task)
+    labels = metadata.get("labels")
+    if not labels:
+        raise UsageError(f"{args.model_file} has no class labels in its metadata.")
+    texts = read_input_texts(args.texts, args.file)
+    ids = encode(vectorizer, texts)
+    probs = class_probabilities(model, ids, len(labels))
+    top = min(args.top, len(labels))
+    rows = []
+    for text, p in zip(texts, probs):
+        order = np.argsort(-p, kind="stable")[:top]
+        picks = [(labels[i], float(p[i])) for i in order]
+        rows.append((text, picks))
+        shown = "\t".join(f"{name}\t{prob:.3f}" for name, prob in picks)
+        print(f"{shown}\t{text}", file=out, flush=True)
+    return rows
