@@ -33,8 +33,10 @@ def to_tensor(x, name="x"):
     if t.is_floating_point():
         if t.dtype == torch.float64:
             t = t.float()
-        bad = ~torch.isfinite(t)
-        if bool(bad.any()):
+        # One reduction instead of a full boolean copy: any NaN or inf makes the sum non-finite
+        # (a finite sum proves the data finite); only then look element by element.
+        bad = None if bool(torch.isfinite(t.sum())) else ~torch.isfinite(t)
+        if bad is not None and bool(bad.any()):
             where = tuple(int(i) for i in bad.nonzero()[0])
             raise ValueError(f"{name} contains {int(bad.sum())} NaN or infinite value(s) (first at index "
                              f"{where}). Clean or impute the data before training.")

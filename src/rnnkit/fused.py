@@ -141,15 +141,21 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
         if layout == "left":
             pad = mask.shape[1] - lengths
             x = _rotate(x, pad)
-        out, h_n = _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths)
-        if layout == "left":
+        call = _call_unpacked if _prefer_unpacked(kind, activation_name, x, options, lengths, params) \
+            else _call_packed
+        out, h_n = call(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths, options.needs_sequences)
+        if out is not None and layout == "left":
             out = _rotate(out, -pad)
     units = weights[1].shape[0]
     directions = _unstack_states(kind, h_n)
     if not bidirectional:
-        if mask is not None and layout == "right" and not options.zero_output_for_mask:
-            out = torch.where(mask.unsqueeze(-1), out, directions[0][0].unsqueeze(1))
+        if out is not None and mask is not None and layout == "right" and not options.zero_output_for_mask:
+            # masked steps repeat the last output; arithmetic, not torch.where (5x slower on CPU)
+            keep = mask.unsqueeze(-1).to(out.dtype)
+            out = out * keep + directions[0][0].unsqueeze(1) * (1 - keep)
         return out, directions[0]
+    if out is None:
+        return None, None, directions[0], directions[1]
     return out[..., :units], out[..., units:], directions[0], directions[1]
 
 
@@ -173,7 +179,7 @@ def _call(fn, kind, x, hx, params, has_bias, training, bidirectional):
     return out, (tuple(h_n) if kind == "lstm" else h_n[0])
 
 
-def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths):
+def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths, needs_sequences=True):
     packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
     order, unorder = packed.sorted_indices, packed.unsorted_indices
     if kind == "lstm":
@@ -181,8 +187,69 @@ def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, len
     else:
         hx = hx.index_select(1, order)
     data, *h_n = fn(packed.data, packed.batch_sizes, hx, params, has_bias, 1, 0.0, training, bidirectional)
-    out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder),
-                                 batch_first=True, total_length=x.shape[1])
+    out = None
+    if needs_sequences:
+        out, _ = pad_packed_sequence(PackedSequence(data, packed.batch_sizes, order, unorder),
+                                     batch_first=True, total_length=x.shape[1])
     if kind == "lstm":
         return out, (h_n[0].index_select(1, unorder), h_n[1].index_select(1, unorder))
     return out, h_n[0].index_select(1, unorder)
+
+
+def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
+    """Whether a right-padded batch is faster through the unpacked kernel than packed.
+
+    On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
+    4-12x slower than the unpacked kernels (B: (128, 500), mean length 270). The unpacked
+    run also computes the padded steps and discards them; it cannot give an LSTM's cell
+    state at each row's last token, and a relu SimpleRNN could overflow over long padding,
+    so those keep packed sequences, as does CUDA (cuDNN runs packed sequences natively).
+    """
+    if x.device.type != "cpu" or (kind == "simple_rnn" and activation_name == "relu"):
+        return False
+    if kind == "lstm" and options.needs_final_cell:
+        return False
+    autograd = torch.is_grad_enabled() and any(p.requires_grad for p in params)
+    if not autograd and kind != "lstm":  # inference: only oneDNN's LSTM beats packed here
+        return False
+    return int(lengths.sum()) * 10 >= lengths.numel() * x.shape[1]  # at least 10 % real steps
+
+
+def _reverse_within(t, lengths):
+    """Each row's first ``lengths[b]`` steps in reverse order; the padding stays after them."""
+    steps = torch.arange(t.shape[1], device=t.device).unsqueeze(0)
+    index = torch.where(steps < lengths.unsqueeze(1), lengths.unsqueeze(1) - 1 - steps, steps)
+    return t.gather(1, index.unsqueeze(-1).expand(-1, -1, t.shape[-1]))
+
+
+def _call_unpacked(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths, needs_sequences=True):
+    """A right-padded batch through the unpacked kernel, read at each row's last token.
+
+    Returns what ``_call_packed`` returns: outputs with zeros at padded steps (or None when
+    not needed) and final states at the last real step (an LSTM's c is not available: NaN).
+    """
+    lengths = lengths.to(x.device)
+    valid = (torch.arange(x.shape[1], device=x.device).unsqueeze(0) < lengths.unsqueeze(1)).unsqueeze(-1)
+    if not bool(torch.isfinite(x.sum())):  # NaN/inf at padded steps would reach gradients as 0 * inf
+        x = torch.where(valid, x, 0.0)
+    last = (lengths - 1).view(-1, 1, 1)
+    per_direction = len(params) // (2 if bidirectional else 1)
+
+    def one(x_dir, d):
+        h0 = (hx[0][d:d + 1], hx[1][d:d + 1]) if kind == "lstm" else hx[d:d + 1]
+        out, *_ = fn(x_dir, h0, params[d * per_direction:(d + 1) * per_direction], has_bias, 1, 0.0,
+                     training, False, True)
+        return out, out.gather(1, last.expand(-1, 1, out.shape[-1])).transpose(0, 1)
+
+    out, h = one(x, 0)
+    if bidirectional:
+        out_b, h_b = one(_reverse_within(x, lengths), 1)
+        h = torch.cat([h, h_b], dim=0)
+        out = torch.cat([out, _reverse_within(out_b, lengths)], dim=-1) if needs_sequences else None
+    if needs_sequences:
+        out = out * valid.to(out.dtype)  # zeros at padded steps, as pad_packed_sequence gives
+    else:
+        out = None
+    if kind == "lstm":
+        return out, (h, torch.full_like(h, float("nan")))
+    return out, h

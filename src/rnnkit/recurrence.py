@@ -33,6 +33,10 @@ class SequenceOptions:
     recurrent_dropout: Optional[torch.Tensor] = None  # (batch, units), one mask per sequence
     zero_output_for_mask: bool = False  # masked steps output 0 instead of the previous output
     reset_after: bool = True  # GRU only
+    # What the caller reads (the fused path skips the rest): the whole output sequence, and an
+    # LSTM's final cell state. The reference path always computes both.
+    needs_sequences: bool = True
+    needs_final_cell: bool = True
 
 
 def simple_rnn_sequence(x, states, weights, options):

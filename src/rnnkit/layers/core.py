@@ -27,9 +27,10 @@ class Embedding(Layer):
     def forward(self, inputs):
         if inputs.is_floating_point():
             inputs = inputs.long()
-        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= self.input_dim):
+        low, high = torch.aminmax(inputs) if inputs.numel() else (0, 0)
+        if int(low) < 0 or int(high) >= self.input_dim:
             raise ValueError(
-                f"Layer '{self.name}' got token ids in [{int(inputs.min())}, {int(inputs.max())}], "
+                f"Layer '{self.name}' got token ids in [{int(low)}, {int(high)}], "
                 f"but input_dim={self.input_dim} allows only 0..{self.input_dim - 1}."
             )
         return F.embedding(inputs, self.embeddings)

@@ -87,7 +87,10 @@ class RecurrentLayer(Layer):
         outputs, final_states = self._run(inputs, states, options, training)
         if self.stateful:
             self.states = [s.detach() for s in final_states]
-        output = outputs if self.return_sequences else outputs[:, -1]
+        if self.return_sequences:
+            output = outputs
+        else:  # the last output is the final h, which is all the fused path returns when it may
+            output = final_states[0] if outputs is None else outputs[:, -1]
         if self.return_state:
             return [output, *final_states]
         return output
@@ -100,6 +103,8 @@ class RecurrentLayer(Layer):
             go_backwards=self.go_backwards,
             zero_output_for_mask=self.zero_output_for_mask,
             reset_after=getattr(self, "reset_after", True),
+            needs_sequences=self.return_sequences or self.zero_output_for_mask,
+            needs_final_cell=self.return_state or self.stateful,
         )
         if training and self.dropout > 0:
             options.input_dropout = self._dropout_mask(inputs.shape[0], inputs.shape[-1], self.dropout, inputs)
