@@ -15,6 +15,8 @@ step or ``set_weights`` bumps the version and invalidates the cache. With autogr
 conversion happens once per call (not per step) and gradients flow to the Keras-layout
 parameters.
 """
+import warnings
+
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
@@ -131,7 +133,7 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     if options.go_backwards:
         x = x.flip(1)
         mask = None if mask is None else mask.flip(1)
-    fn = _kernel(kind, activation_name)
+    fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     bidirectional = backward is not None
     if mask is None:
         out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
@@ -172,6 +174,20 @@ def _unstack_states(kind, h_n):
         h, c = h_n
         return [(h[d], c[d]) for d in range(h.shape[0])]
     return [(h_n[d],) for d in range(h_n.shape[0])]
+
+
+def _quiet_on_cuda(fn, x):
+    """cuDNN warns that our weights are not one contiguous buffer (it packs them per call,
+    a copy of a few KB here, cheaper than keeping a second packed copy in sync)."""
+    if x.device.type != "cuda":
+        return fn
+
+    def call(*args):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
+            return fn(*args)
+
+    return call
 
 
 def _call(fn, kind, x, hx, params, has_bias, training, bidirectional):

@@ -5,6 +5,7 @@ optimizer. Subclass ``Model`` and define ``call`` (or ``forward``) for a custom 
 ``Sequential`` is the stack-of-layers case.
 """
 import contextlib
+import math
 import time
 
 import torch
@@ -122,25 +123,27 @@ class Model(Layer):
         with self._autocast():
             y_pred = self(x, training=True)
         loss = self.loss(y, y_pred.float())
-        if not torch.isfinite(loss):
+        value = float(loss.detach())  # the step's one host sync, like loss.item() in a torch loop
+        if not math.isfinite(value):
             raise FloatingPointError(
-                f"The loss became {float(loss)} at training step {self.optimizer.iterations}. Lower the "
+                f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
         loss.backward()
         self.optimizer.step()
-        return self._update_metrics(y, y_pred.detach().float(), loss.detach(), len(x))
+        return self._update_metrics(y, y_pred.detach().float(), value, len(x))
 
-    def _update_metrics(self, y, y_pred, loss, count):
+    def _update_metrics(self, y, y_pred, loss_value, count):
         self._resolve_metrics(y, y_pred)
-        self._loss_tracker.update_state(loss, sample_weight=count)
+        self._loss_total += loss_value * count
+        self._loss_count += count
         for metric in self.compiled_metrics:
             metric.update_state(y, y_pred)
-        logs = {"loss": self._loss_tracker.result()}
+        logs = {"loss": self._loss_total / self._loss_count}
         logs.update({m.name: m.result() for m in self.compiled_metrics})
         return logs
 
     def _reset_metrics(self):
-        self._loss_tracker = metrics_module.Mean(name="loss")
+        self._loss_total, self._loss_count = 0.0, 0
         for metric in self.compiled_metrics:
             metric.reset_state()
 
@@ -230,7 +233,7 @@ class Model(Layer):
                     self._prepare(xb)
                 xb, yb = xb.to(self.device), yb.to(self.device)
                 y_pred = self(xb, training=False).float()
-                logs = self._update_metrics(yb, y_pred, self.loss(yb, y_pred), len(xb))
+                logs = self._update_metrics(yb, y_pred, float(self.loss(yb, y_pred)), len(xb))
         if not logs:
             raise ValueError("The evaluation data yielded no batches.")
         return logs
