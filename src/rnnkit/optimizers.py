@@ -39,6 +39,9 @@ class _RMSpropUpdate(torch.optim.Optimizer):
     def step(self, iterations=0):
         for group in self.param_groups:
             lr, rho, mom, eps = group["lr"], group["rho"], group["momentum"], group["epsilon"]
+            if mom == 0 and not group["centered"]:
+                self._plain_step(group, lr, rho, eps)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -67,6 +70,26 @@ class _RMSpropUpdate(torch.optim.Optimizer):
                     p.sub_(increment)
 
 
+    def _plain_step(self, group, lr, rho, eps):
+        """The common case as multi-tensor ops: a few kernel launches for all parameters."""
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        velocity = [_state_tensor(self.state[p], "velocity", p) for p in params]
+        torch._foreach_mul_(velocity, rho)
+        torch._foreach_addcmul_(velocity, grads, grads, value=1 - rho)
+        denominator = torch._foreach_add(velocity, eps)
+        torch._foreach_sqrt_(denominator)
+        torch._foreach_addcdiv_(params, grads, denominator, value=-lr)
+
+
+def _state_tensor(state, name, like):
+    if name not in state:
+        state[name] = torch.zeros_like(like)
+    return state[name]
+
+
 class _AdamUpdate(torch.optim.Optimizer):
     def __init__(self, params, lr, beta_1, beta_2, epsilon, amsgrad):
         defaults = dict(lr=lr, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad)
@@ -78,6 +101,9 @@ class _AdamUpdate(torch.optim.Optimizer):
         for group in self.param_groups:
             b1, b2, eps = group["beta_1"], group["beta_2"], group["epsilon"]
             alpha = group["lr"] * math.sqrt(1 - b2**t) / (1 - b1**t)
+            if not group["amsgrad"]:
+                self._plain_step(group, b1, b2, eps, alpha)
+                continue
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -95,6 +121,21 @@ class _AdamUpdate(torch.optim.Optimizer):
                     torch.maximum(state["velocity_hat"], v, out=state["velocity_hat"])
                     v = state["velocity_hat"]
                 p.sub_(m * alpha / (torch.sqrt(v) + eps))
+
+
+    def _plain_step(self, group, b1, b2, eps, alpha):
+        """Adam without amsgrad as multi-tensor ops (Keras's form: m += (1 - b1) (g - m))."""
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        grads = [p.grad for p in params]
+        momentum = [_state_tensor(self.state[p], "momentum", p) for p in params]
+        velocity = [_state_tensor(self.state[p], "velocity", p) for p in params]
+        torch._foreach_lerp_(momentum, grads, 1 - b1)
+        torch._foreach_lerp_(velocity, torch._foreach_mul(grads, grads), 1 - b2)
+        denominator = torch._foreach_sqrt(velocity)
+        torch._foreach_add_(denominator, eps)
+        torch._foreach_addcdiv_(params, momentum, denominator, value=-alpha)
 
 
 class _SGDUpdate(torch.optim.Optimizer):
