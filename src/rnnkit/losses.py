@@ -188,6 +188,8 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
         values = values * weights
     if reduction in (None, "none"):
         return values
+    if weights is None and reduction == "sum_over_batch_size" and values.numel():
+        return values.mean()
     total = torch.sum(values)
     if reduction == "sum":
         return total

@@ -67,10 +67,7 @@ class Dense(Layer):
 
     def forward(self, inputs):
         self._check_features(inputs, self._input_dim)
-        y = inputs @ self.kernel
-        if self.use_bias:
-            y = y + self.bias
-        return self.activation(y)
+        return self.activation(F.linear(inputs, self.kernel.t(), self.bias if self.use_bias else None))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)

@@ -118,7 +118,8 @@ class Model(Layer):
         return _logs_to_return(logs)
 
     def _train_step(self, x, y):
-        self.train()
+        if not self.training:
+            self.train()
         self.optimizer.zero_grad()
         with self._autocast():
             y_pred = self(x, training=True)
@@ -254,7 +255,8 @@ class Model(Layer):
         if not self.built:
             self._build_from_batch(x)
         self._ensure_on_device()
-        self.eval()
+        if self.training:
+            self.eval()
         with torch.inference_mode(), self._autocast():
             return self(x.to(self.device), training=False).float()
 
