@@ -38,9 +38,10 @@ def unsupported_reason(kind, options, activation_name, recurrent_activation_name
     if options.recurrent_dropout is not None:
         return "recurrent_dropout in training"
     if options.mask is not None:
-        layout = mask_layout(options.mask)
-        if layout not in ("right", "left"):
-            return layout
+        if options.mask_layout is None:
+            options.mask_layout = mask_layout(options.mask)
+        if options.mask_layout not in ("right", "left"):
+            return options.mask_layout
     return None
 
 
@@ -72,7 +73,7 @@ def _rotate(t, shift):
     return t.gather(1, index)
 
 
-def _native_weights(kind, weights, reset_after, activation_name):
+def _native_weights(kind, weights):
     kernel, recurrent_kernel, bias = weights
     if kind == "gru":
         w_ih, w_hh = _gru_order(kernel.t()), _gru_order(recurrent_kernel.t())
@@ -90,7 +91,7 @@ def _gru_order(t):
     return torch.cat([r, z, h], dim=0)
 
 
-def native_weights(kind, weights, reset_after=True, activation_name="tanh", cache=None):
+def native_weights(kind, weights, cache=None):
     """Weights in the fused kernels' layout.
 
     ``cache`` (a dict owned by the layer) keeps the converted copy while no autograd graph
@@ -98,12 +99,12 @@ def native_weights(kind, weights, reset_after=True, activation_name="tanh", cach
     in-place update (optimizer step, ``set_weights``, ``load_state_dict``) changes.
     """
     if cache is None or (torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights)):
-        return _native_weights(kind, weights, reset_after, activation_name)
+        return _native_weights(kind, weights)
     stamp = tuple((w._version, w.data_ptr(), w.device, w.dtype) if w is not None else None for w in weights)
     if cache.get("stamp") == stamp:
         return cache["weights"]
     with torch.no_grad():
-        converted = _native_weights(kind, weights, reset_after, activation_name)
+        converted = _native_weights(kind, weights)
     cache["stamp"], cache["weights"] = stamp, converted
     return converted
 
@@ -122,23 +123,25 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     ``Bidirectional`` presents them. Returns ``(outputs, states)`` for one direction, or
     ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
     """
-    params = native_weights(kind, weights, options.reset_after, activation_name, cache)
+    params = native_weights(kind, weights, cache)
     has_bias = len(params) == 4
     hx = _stack_states(kind, states, None if backward is None else backward[0])
     if backward is not None:
-        params = params + native_weights(kind, backward[1], options.reset_after, activation_name, backward[2])
+        params = params + native_weights(kind, backward[1], backward[2])
     if options.input_dropout is not None:
         x = x * options.input_dropout.unsqueeze(1)
-    mask = options.mask
+    mask, layout = options.mask, None
+    if mask is not None:
+        layout = options.mask_layout or mask_layout(mask)
     if options.go_backwards:
         x = x.flip(1)
-        mask = None if mask is None else mask.flip(1)
+        if mask is not None:
+            mask, layout = mask.flip(1), {"right": "left", "left": "right"}[layout]
     fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     bidirectional = backward is not None
     if mask is None:
         out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
     else:
-        layout = mask_layout(mask)
         lengths = mask.sum(dim=1)
         if layout == "left":
             pad = mask.shape[1] - lengths

@@ -37,6 +37,7 @@ class SequenceOptions:
     # LSTM's final cell state. The reference path always computes both.
     needs_sequences: bool = True
     needs_final_cell: bool = True
+    mask_layout: Optional[str] = None  # 'right' / 'left' padding, remembered by the fused-path check
 
 
 def simple_rnn_sequence(x, states, weights, options):

@@ -469,7 +469,7 @@ def train_text_classifiers(args, *, task, splits, say=print):
                                 output_sequence_length=args.maxlen)
     vectorizer.adapt(splits.train.texts)
     x_train, x_val, x_test = (encode(vectorizer, s.texts) for s in (splits.train, splits.val, splits.test))
-    y_train, y_val, y_test = splits.train.labels, splits.val.labels, splits.test.labels
+    y_train, y_val = splits.train.labels, splits.val.labels
     if num_classes == 2:
         y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
     lengths = {name: vectorizer.lengths(s.texts) for name, s in

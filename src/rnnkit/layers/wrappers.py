@@ -48,10 +48,15 @@ class Bidirectional(Layer):
         if initial_state is not None:
             half = len(initial_state) // 2
             fw_states, bw_states = list(initial_state[:half]), list(initial_state[half:])
-        reason = self._joint_fused_reason(inputs, mask, training)
+        if not inputs.is_floating_point():
+            inputs = inputs.float()
+        options = fw_layer._options(inputs, mask, training)
+        options.go_backwards = False
+        reason = self._joint_fused_reason(options, training)
         if reason is None:
             self.execution_path = "fused (one bidirectional kernel call)"
-            fw_out, bw_out, fw_final, bw_final = self._run_joint(inputs, mask, fw_states, bw_states, training)
+            fw_out, bw_out, fw_final, bw_final = self._run_joint(inputs, options, mask, fw_states, bw_states,
+                                                                 training)
         else:
             self.execution_path = f"per direction ({reason})"
             fw = fw_layer(inputs, mask=mask, training=training, initial_state=fw_states)
@@ -66,7 +71,7 @@ class Bidirectional(Layer):
             return merged + list(fw_final) + list(bw_final)
         return output
 
-    def _joint_fused_reason(self, inputs, mask, training):
+    def _joint_fused_reason(self, options, training):
         fw_layer, bw_layer = self.forward_layer, self.backward_layer
         if type(fw_layer) is not type(bw_layer) or fw_layer.go_backwards or not bw_layer.go_backwards:
             return "custom backward layer"
@@ -74,16 +79,10 @@ class Bidirectional(Layer):
             return "input dropout differs per direction in training"
         if fw_layer.stateful:
             return "stateful"
-        probe = fw_layer._options(inputs, mask, training)
-        probe.go_backwards = False
-        return fw_layer.fused_unsupported_reason(probe) or bw_layer.fused_unsupported_reason(probe)
+        return fw_layer.fused_unsupported_reason(options) or bw_layer.fused_unsupported_reason(options)
 
-    def _run_joint(self, inputs, mask, fw_states, bw_states, training):
+    def _run_joint(self, inputs, options, mask, fw_states, bw_states, training):
         fw_layer, bw_layer = self.forward_layer, self.backward_layer
-        if not inputs.is_floating_point():
-            inputs = inputs.float()
-        options = fw_layer._options(inputs, mask, training)
-        options.go_backwards = False
         options.needs_sequences = self.return_sequences
         options.needs_final_cell = self.return_state
         fw_states = fw_layer._initial_states(inputs, fw_states)
