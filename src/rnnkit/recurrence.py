@@ -130,13 +130,14 @@ def _scan(step, xw_steps, states, options):
         mask = (mask.flip(1) if options.go_backwards else mask).unbind(1)
     states = tuple(states)
     outputs = []
-    previous = None
+    previous = zeros = None
     for t, xw_t in enumerate(xw_steps):
         output, new_states = step(xw_t, states)
         if mask is not None:
             keep = mask[t].unsqueeze(-1)
             if previous is None or options.zero_output_for_mask:
-                previous = torch.zeros_like(output)
+                zeros = torch.zeros_like(output) if zeros is None else zeros
+                previous = zeros
             output = torch.where(keep, output, previous)
             new_states = tuple(torch.where(keep, new, old) for new, old in zip(new_states, states))
             previous = output
