@@ -50,9 +50,11 @@ class Bidirectional(Layer):
             fw_states, bw_states = list(initial_state[:half]), list(initial_state[half:])
         if not inputs.is_floating_point():
             inputs = inputs.float()
-        options = fw_layer._options(inputs, mask, training)
-        options.go_backwards = False
-        reason = self._joint_fused_reason(options, training)
+        reason = self._joint_unsupported_reason(training)
+        if reason is None:
+            options = fw_layer._options(inputs, mask, training)
+            options.go_backwards = False
+            reason = fw_layer.fused_unsupported_reason(options) or bw_layer.fused_unsupported_reason(options)
         if reason is None:
             self.execution_path = "fused (one bidirectional kernel call)"
             fw_out, bw_out, fw_final, bw_final = self._run_joint(inputs, options, mask, fw_states, bw_states,
@@ -71,7 +73,8 @@ class Bidirectional(Layer):
             return merged + list(fw_final) + list(bw_final)
         return output
 
-    def _joint_fused_reason(self, options, training):
+    def _joint_unsupported_reason(self, training):
+        """Why the two directions cannot share one kernel call, before any per-call work."""
         fw_layer, bw_layer = self.forward_layer, self.backward_layer
         if type(fw_layer) is not type(bw_layer) or fw_layer.go_backwards or not bw_layer.go_backwards:
             return "custom backward layer"
@@ -79,7 +82,7 @@ class Bidirectional(Layer):
             return "input dropout differs per direction in training"
         if fw_layer.stateful:
             return "stateful"
-        return fw_layer.fused_unsupported_reason(options) or bw_layer.fused_unsupported_reason(options)
+        return None
 
     def _run_joint(self, inputs, options, mask, fw_states, bw_states, training):
         fw_layer, bw_layer = self.forward_layer, self.backward_layer
