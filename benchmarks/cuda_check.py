@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 import rnnkit
+from rnnkit import fused
 from rnnkit.layers import GRU, LSTM, Bidirectional, Dense, Embedding, SimpleRNN
 
 
@@ -61,6 +62,14 @@ def main():
                                       f"{kind.__name__} seq={rs} {mask_name}"))
         checks.append(compare(lambda: Bidirectional(kind(32, return_sequences=True)), x, right,
                               f"Bidirectional({kind.__name__}) right-padded"))
+        checks.append(compare(lambda: Bidirectional(kind(32)), x, None, f"Bidirectional({kind.__name__}) no mask"))
+        checks.append(compare(lambda: kind(32, use_bias=False), x, None, f"{kind.__name__} use_bias=False"))
+    layouts = fused._CUDNN_LAYOUTS
+    print(f"cuDNN weights as views of one buffer (no per-call copy): "
+          f"{sum(v is not None for v in layouts.values())} of {len(layouts)} layer configurations")
+    for key, layout in layouts.items():
+        print(f"  {key[0]} bidirectional={key[4]} shapes={[tuple(s) for s in key[3]]}: "
+              f"{'offsets %s, buffer %d' % layout if layout else 'no usable layout'}")
     # fit / predict / bf16 on the GPU
     tokens = np.random.default_rng(0).integers(1, 1000, size=(512, 60))
     labels = (tokens[:, 0] > 500).astype("float32")

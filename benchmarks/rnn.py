@@ -917,7 +917,7 @@ def write_markdown(results, path):
 
 # ----- profiling -------------------------------------------------------------------------------------
 def profile(args, out_path):
-    """Where a step's time goes, rnnkit vs raw torch, for A-LSTM and B-LSTM at small scale."""
+    """Where a step's time goes, rnnkit vs raw torch (small shapes unless ``--profile-full``)."""
     import cProfile
     import io
     import pstats
@@ -931,8 +931,8 @@ def profile(args, out_path):
     text = []
     for name in args.profile_workloads:
         w = WORKLOADS[name]
-        batch, steps = w.quick
-        for mode in ("train", "predict"):
+        batch, steps = w.shape(not args.profile_full)
+        for mode in args.profile_modes:
             for framework in ("torch", "rnnkit"):
                 runner = RUNNERS[framework](w, batch, steps, args.device, "fp32")
                 fn = runner.train if mode == "train" else runner.predict
@@ -991,6 +991,8 @@ def parse_args(argv):
                    help="RSS growth after warm-up counted as 'no growth' (allocator noise)")
     p.add_argument("--profile", action="store_true", help="profile A-LSTM and B-LSTM (small scale) instead")
     p.add_argument("--profile-workloads", type=lambda s: s.split(","), default=["A-LSTM", "B-LSTM"])
+    p.add_argument("--profile-full", action="store_true", help="profile at the benchmark's shapes, not the quick ones")
+    p.add_argument("--profile-modes", type=lambda s: s.split(","), default=["train", "predict"])
     p.add_argument("--out-dir", default=None, help="where results.md/json go (default benchmarks/)")
     p.add_argument("--worker-timeout", type=float, default=None)
     p.add_argument("--list", action="store_true", help="list the workloads and exit")

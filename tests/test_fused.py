@@ -542,3 +542,29 @@ def test_model_predictions_follow_train_on_batch(bidirectional):
     path = first.execution_path
     assert path.startswith("fused"), path
 
+
+
+def test_cudnn_flat_buffer_views_follow_the_layout_and_pass_gradients():
+    """The CUDA flat-buffer views (checked on the GPU by benchmarks/cuda_check.py) hold each
+    weight at its layout offset, in any order and with gaps, and gradients reach the weights."""
+    from rnnkit import fused
+
+    params = [torch.randn(8, 3, requires_grad=True), torch.randn(8, 2, requires_grad=True),
+              torch.randn(8, requires_grad=True), torch.randn(8, requires_grad=True)]
+    offsets = [20, 0, 48, 60]  # w_hh first, a gap of 4 before w_ih, another of 4 after it, 2 spare at the end
+    key = ("lstm", "tanh", 3, tuple(p.shape for p in params), False, torch.float32, torch.device("cpu"))
+    fused._CUDNN_LAYOUTS[key] = (offsets, 70)
+    try:
+        flat = fused._cudnn_flat("lstm", "tanh", params, 3, False)
+    finally:
+        del fused._CUDNN_LAYOUTS[key]
+    base = flat[0].untyped_storage().data_ptr()
+    for view, param, offset in zip(flat, params, offsets):
+        assert view.untyped_storage().data_ptr() == base and view.storage_offset() == offset
+        assert view.is_contiguous()
+        torch.testing.assert_close(view, param, rtol=0, atol=0)
+    assert flat[0].untyped_storage().nbytes() == 70 * 4
+    probes = [torch.randn_like(p) for p in params]
+    sum((v * g).sum() for v, g in zip(flat, probes)).backward()
+    for param, probe in zip(params, probes):
+        torch.testing.assert_close(param.grad, probe, rtol=0, atol=0)

@@ -193,6 +193,22 @@ def test_nan_in_fit_inputs_is_a_clear_error():
         model.fit(_task(32)[0], y2, verbose=0)
 
 
+def test_non_finite_loss_stops_training_before_the_update():
+    model = Sequential([rnnkit.Input(shape=(4, 2)), LSTM(3), Dense(1)])
+    model.compile("rmsprop", "mse")
+    x, y = np.ones((5, 4, 2), "float32"), np.ones((5, 1), "float32")
+    model.train_on_batch(x, y)
+    weights = model.get_weights()
+    weights[-2][:] = np.inf  # the head's kernel: the prediction, and so the loss, is no longer finite
+    model.set_weights(weights)
+    steps = model.optimizer.iterations
+    with pytest.raises(FloatingPointError, match="loss became"):
+        model.train_on_batch(x, y)
+    assert model.optimizer.iterations == steps
+    for before, after in zip(weights, model.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
 def test_wrong_rank_and_feature_size_name_the_layer():
     model = Sequential([rnnkit.Input(shape=(10, 3)), LSTM(4, name="encoder"), Dense(1)])
     with pytest.raises(ValueError, match=r"'encoder'.*3-D input.*\(4, 10\)"):

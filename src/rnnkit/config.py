@@ -27,8 +27,11 @@ def get_device():
 def resolve_device(device=None):
     """A ``torch.device``, with a clear error when CUDA is asked for but absent."""
     device = torch.device(device or get_device())
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device='cuda' was asked for, but PyTorch sees no CUDA GPU here. Use device='cpu'.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError("device='cuda' was asked for, but PyTorch sees no CUDA GPU here. Use device='cpu'.")
+        if device.index is None:  # the index tensors report, so device comparisons hold
+            device = torch.device("cuda", torch.cuda.current_device())
     return device
 
 

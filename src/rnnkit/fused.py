@@ -128,6 +128,8 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     hx = _stack_states(kind, states, None if backward is None else backward[0])
     if backward is not None:
         params = params + native_weights(kind, backward[1], backward[2])
+    if x.device.type == "cuda":
+        params = _cudnn_flat(kind, activation_name, params, x.shape[-1], backward is not None)
     if options.input_dropout is not None:
         x = x * options.input_dropout.unsqueeze(1)
     mask, layout = options.mask, None
@@ -141,6 +143,8 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     bidirectional = backward is not None
     if mask is None:
         out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
+        if not options.needs_sequences:  # the final h is the last output; no gradient through the sequence
+            out = None
     else:
         lengths = mask.sum(dim=1)
         if layout == "left":
@@ -177,6 +181,77 @@ def _unstack_states(kind, h_n):
         h, c = h_n
         return [(h[d], c[d]) for d in range(h.shape[0])]
     return [(h_n[d],) for d in range(h_n.shape[0])]
+
+
+_CUDNN_LAYOUTS = {}
+
+
+def _cudnn_flat(kind, activation_name, params, input_size, bidirectional):
+    """The weights as views of one buffer in cuDNN's own layout, which cuDNN reads in place.
+
+    Without it cuDNN allocates a buffer and copies every matrix into it on each call (and
+    warns), which costs more host time than a small layer's whole GPU step. The buffer is
+    one ``cat`` (zeros fill any alignment gaps) and the views come from one ``split``, so
+    gradients still reach the separate weights. The layout is read once per configuration
+    from torch's own flattened ``nn.LSTM`` / ``nn.GRU`` / ``nn.RNN`` of the same shape.
+    """
+    key = (kind, activation_name, input_size, tuple(p.shape for p in params), bidirectional, params[0].dtype,
+           params[0].device)
+    if key not in _CUDNN_LAYOUTS:
+        _CUDNN_LAYOUTS[key] = _cudnn_layout(kind, activation_name, input_size, params, bidirectional)
+    layout = _CUDNN_LAYOUTS[key]
+    if layout is None:
+        return params
+    offsets, total = layout
+    order = sorted(range(len(params)), key=offsets.__getitem__)
+    pieces, sizes, position = [], [], 0
+    for i in order:
+        if offsets[i] > position:
+            pieces.append(params[i].new_zeros(offsets[i] - position))
+            sizes.append(offsets[i] - position)
+        pieces.append(params[i].reshape(-1))
+        sizes.append(params[i].numel())
+        position = offsets[i] + params[i].numel()
+    if total > position:
+        pieces.append(params[0].new_zeros(total - position))
+        sizes.append(total - position)
+    views = iter(torch.cat(pieces).split(sizes))
+    flat = [None] * len(params)
+    position = 0
+    for i in order:
+        if offsets[i] > position:
+            next(views)
+        flat[i] = next(views).view(params[i].shape)
+        position = offsets[i] + params[i].numel()
+    return flat
+
+
+def _cudnn_layout(kind, activation_name, input_size, params, bidirectional):
+    """(offset of each weight, buffer size) in elements, as torch's flattened module of this
+    shape places them; None if they overlap or do not match ``params``."""
+    from torch import nn
+
+    units = params[1].shape[1]
+    has_bias = len(params) // (2 if bidirectional else 1) == 4
+    options = dict(bias=has_bias, batch_first=True, bidirectional=bidirectional)
+    if kind == "lstm":
+        module = nn.LSTM(input_size, units, **options)
+    elif kind == "gru":
+        module = nn.GRU(input_size, units, **options)
+    else:
+        module = nn.RNN(input_size, units, nonlinearity="relu" if activation_name == "relu" else "tanh", **options)
+    module = module.to(device=params[0].device, dtype=params[0].dtype)
+    weights = [w for layer in module.all_weights for w in layer]
+    if len(weights) != len(params) or any(w.shape != p.shape or not w.is_contiguous() for w, p in zip(weights, params)):
+        return None
+    storage = weights[0].untyped_storage()
+    if any(w.untyped_storage().data_ptr() != storage.data_ptr() for w in weights):
+        return None
+    offsets = [w.storage_offset() for w in weights]
+    spans = sorted((o, o + w.numel()) for o, w in zip(offsets, weights))
+    if any(end > start for (_, end), (start, _) in zip(spans, spans[1:])):
+        return None
+    return offsets, storage.nbytes() // weights[0].element_size()
 
 
 def _quiet_on_cuda(fn, x):

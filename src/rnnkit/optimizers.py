@@ -243,7 +243,11 @@ class Optimizer:
     def zero_grad(self, set_to_none=True):
         if self._torch_optimizer is None:
             raise RuntimeError("Call build(params) before zero_grad().")
-        self._torch_optimizer.zero_grad(set_to_none=set_to_none)
+        for p in self._params:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
 
     @torch.no_grad()
     def step(self):

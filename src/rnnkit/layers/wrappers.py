@@ -94,7 +94,7 @@ class Bidirectional(Layer):
             fw_layer.kind, inputs, fw_states, fw_layer._weights(), options, fw_layer.activation_name,
             training, backward=(bw_states, bw_layer._weights(), bw_layer._fused_cache), cache=fw_layer._fused_cache)
         if not self.return_sequences:
-            fw_out = fw_final[0] if fw_out is None or mask is not None else fw_out[:, -1]
+            fw_out = fw_final[0]
             bw_out = bw_final[0]
         return fw_out, bw_out, fw_final, bw_final
 

@@ -34,6 +34,7 @@ class Model(Layer):
         self._compile_config = None
         self._device_choice = None
         self._autocast_dtype = None
+        self._prepared_for = None
 
     def forward(self, inputs, training=None, mask=None):
         if type(self).call is Model.call:
@@ -90,12 +91,21 @@ class Model(Layer):
         return torch.autocast(device_type=self.device.type, dtype=self._autocast_dtype)
 
     def _prepare(self, x):
-        """Build the model on the first batch and create the optimizer's state."""
+        """Build the model on the first batch, put it on its device and create the optimizer's
+        state; remembered until compile(), a device move or a change of layers."""
         if not self.built:
             self._build_from_batch(x)
+        key = (self.optimizer, self._device_choice, config.get_device())
+        if self._prepared_for == key:
+            return
         self._ensure_on_device()
         if self.optimizer is not None:
             self.optimizer.build(list(self.parameters()))
+        self._prepared_for = key
+
+    def _apply(self, *args, **kwargs):
+        self._prepared_for = None  # .to() / .cuda() / .float(): check device and optimizer again
+        return super()._apply(*args, **kwargs)
 
     def _build_from_batch(self, x):
         with torch.no_grad():
@@ -124,12 +134,14 @@ class Model(Layer):
         with self._autocast():
             y_pred = self(x, training=True)
         loss = self.loss(y, y_pred.float())
-        value = float(loss.detach())  # the step's one host sync, like loss.item() in a torch loop
+        loss.backward()
+        # The step's one host sync (like loss.item() in a torch loop), after the backward pass
+        # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
+        value = float(loss.detach())
         if not math.isfinite(value):
             raise FloatingPointError(
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
-        loss.backward()
         self.optimizer.step()
         return self._update_metrics(y, y_pred.detach().float(), value, len(x))
 

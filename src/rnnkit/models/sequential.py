@@ -51,6 +51,7 @@ class Sequential(Model):
                 self._shape = (None, None)
             self._input_shape = self._shape
         self._layers.append(layer)
+        self._prepared_for = None
         params = inspect.signature(layer.forward).parameters
         self._call_args.append(("mask" in params, "training" in params))
         if self._shape is not None:
@@ -61,6 +62,7 @@ class Sequential(Model):
         layer = self._layers[-1]
         del self._layers[-1]
         self._call_args.pop()
+        self._prepared_for = None
         return layer
 
     def _build_layer(self, layer, shape):
