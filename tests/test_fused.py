@@ -575,7 +575,7 @@ def test_cudnn_flat_buffer_views_follow_the_layout_and_pass_gradients():
 def test_simple_rnn_cpu_loop_gradients_are_exact(relu, use_bias):
     """The CPU SimpleRNN loop's hand-written back-propagation through time against autograd's
     numerical check (float64), through both the outputs and the final state."""
-    from rnnkit.fused import _SimpleRNNLoop
+    from rnnkit.cpu_loops import _SimpleRNNLoop
 
     g = torch.Generator().manual_seed(3)
 
@@ -595,3 +595,4 @@ def test_simple_rnn_cpu_loop_gradients_are_exact(relu, use_bias):
         return _SimpleRNNLoop.apply(x, h0, w_ih, w_hh, bias, relu)[1]
 
     assert torch.autograd.gradcheck(last_only, (x, h0, w_ih, w_hh, bias))
+

@@ -9,6 +9,10 @@ Keras-layout weights are mapped to the kernels' layout here:
 * Keras's single bias -> bias_ih, with a zero bias_hh (SimpleRNN, LSTM)
 * GRU (reset_after=True) gates z, r, h -> PyTorch's r, z, n; bias rows -> bias_ih, bias_hh
 
+On the CPU an unmasked or right-padded SimpleRNN runs ``rnnkit.cpu_loops.simple_rnn``
+instead of ``torch.rnn_tanh`` / ``torch.rnn_relu`` (same signature, hand-written
+back-propagation through time; ATen's own loop records every step for autograd).
+
 Under ``torch.no_grad`` / ``inference_mode`` the converted weights are cached per
 parameter version, so repeated ``predict`` batches do not convert again; an optimizer
 step or ``set_weights`` bumps the version and invalidates the cache. With autograd on,
@@ -20,6 +24,8 @@ import warnings
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from . import cpu_loops
 
 _KERNELS = {"lstm": torch.lstm, "gru": torch.gru}
 
@@ -143,7 +149,7 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     unpacked_fn = fn
     if kind == "simple_rnn" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
-        unpacked_fn = functools.partial(_simple_rnn_cpu, relu=activation_name == "relu")
+        unpacked_fn = functools.partial(cpu_loops.simple_rnn, relu=activation_name == "relu")
     bidirectional = backward is not None
     if mask is None:
         out, h_n = _call(unpacked_fn, kind, x, hx, params, has_bias, training, bidirectional)
@@ -172,79 +178,6 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     if out is None:
         return None, None, directions[0], directions[1]
     return out[..., :units], out[..., units:], directions[0], directions[1]
-
-
-def _simple_rnn_cpu(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first, relu=False):
-    """``torch.rnn_tanh``'s call signature (one layer, batch first) over :class:`_SimpleRNNLoop`.
-
-    On the CPU, ATen runs a SimpleRNN as a loop of autograd-recorded ops per step; for
-    small layers that bookkeeping, not arithmetic, is the cost. The loop below records
-    nothing per step and back-propagates through time in one function.
-    """
-    directions = 2 if bidirectional else 1
-    per_direction = len(params) // directions
-    outs, finals = [], []
-    for d in range(directions):
-        w_ih, w_hh, *biases = params[d * per_direction:(d + 1) * per_direction]
-        bias = biases[0] + biases[1] if has_bias else None
-        x_d = x if d == 0 else x.flip(1)
-        out, h = _SimpleRNNLoop.apply(x_d, hx[d], w_ih, w_hh, bias, relu)
-        outs.append(out if d == 0 else out.flip(1))
-        finals.append(h)
-    out = outs[0] if directions == 1 else torch.cat(outs, dim=-1)
-    return out, torch.stack(finals)
-
-
-class _SimpleRNNLoop(torch.autograd.Function):
-    """h_t = act(x_t W_ih^T + b + h_{t-1} W_hh^T) over a whole (batch, time, features) input,
-    with back-propagation through time written out:
-
-        da_t = (dout_t + dh_t) * act'(a_t)      dh_{t-1} = da_t W_hh
-        dW_hh = sum_t da_t^T h_{t-1}            dW_ih = sum_t da_t^T x_t      db = sum_t da_t
-
-    The input projection and the three weight gradients are single matrix products over
-    all steps; only the recurrent product and the activation run per step.
-    """
-
-    @staticmethod
-    def forward(ctx, x, h0, w_ih, w_hh, bias, relu):
-        x_tm = x.transpose(0, 1).contiguous()
-        # a_t for every step at once, time-major; the loop then adds h_{t-1} W_hh^T in place
-        hs = torch.matmul(x_tm, w_ih.t())
-        if bias is not None:
-            hs += bias
-        activate = torch.relu_ if relu else torch.tanh_
-        w_hh_t, h = w_hh.t(), h0
-        for t in range(hs.shape[0]):
-            h = activate(hs[t].addmm_(h, w_hh_t))
-        ctx.set_materialize_grads(False)
-        ctx.relu, ctx.has_bias = relu, bias is not None
-        ctx.save_for_backward(x_tm, h0, w_ih, w_hh, hs)
-        return hs.transpose(0, 1), h.clone()
-
-    @staticmethod
-    def backward(ctx, d_out, d_last):
-        x_tm, h0, w_ih, w_hh, hs = ctx.saved_tensors
-        steps, batch, units = hs.shape
-        d_out = None if d_out is None else d_out.transpose(0, 1)
-        da = torch.empty_like(hs)
-        square = hs.new_empty(batch, units)
-        dh = d_last if d_last is not None else hs.new_zeros(batch, units)
-        for t in range(steps - 1, -1, -1):  # step by step, so each step's slices stay in cache
-            g = dh if d_out is None else dh + d_out[t]
-            if ctx.relu:
-                torch.mul(g, hs[t] > 0, out=da[t])
-            else:  # tanh' = 1 - h^2
-                torch.addcmul(g, g, torch.mul(hs[t], hs[t], out=square), value=-1, out=da[t])
-            dh = da[t].mm(w_hh)
-        flat = da.view(steps * batch, units)
-        d_w_hh = da[0].t().mm(h0)
-        if steps > 1:
-            d_w_hh += da[1:].reshape(-1, units).t().mm(hs[:-1].reshape(-1, units))
-        d_w_ih = flat.t().mm(x_tm.view(steps * batch, -1))
-        d_bias = flat.sum(0) if ctx.has_bias else None
-        d_x = da.matmul(w_ih).transpose(0, 1) if ctx.needs_input_grad[0] else None
-        return d_x, dh, d_w_ih, d_w_hh, d_bias, None
 
 
 def _stack_states(kind, states, backward_states):
