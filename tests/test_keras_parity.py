@@ -255,3 +255,32 @@ def test_parameter_counts_match_keras(name, spec, counts):
     k_model, r_model = build_pair((120, 14), spec)
     assert [layer.count_params() for layer in r_model.layers] == [layer.count_params() for layer in k_model.layers]
     assert [layer.count_params() for layer in r_model.layers] == counts
+
+
+# ----- masked sequence outputs: padded steps count neither in the loss nor in the metrics ----------
+@pytest.mark.parametrize("loss, metric", [("sparse_categorical_crossentropy", "accuracy"), ("mse", "mae")])
+def test_masked_sequence_loss_and_metrics_agree_with_keras(loss, metric):
+    head = VOCAB if loss.startswith("sparse") else 1
+    spec = [("Embedding", {"input_dim": VOCAB, "output_dim": 8, "mask_zero": True}),
+            ("LSTM", {"units": 6, "return_sequences": True}),
+            ("Dense", {"units": head, "activation": "softmax" if head > 1 else None})]
+    k_model, r_model = build_pair((T,), spec, dtype="int32")
+    x = token_inputs("right", seed=7)
+    rng = np.random.default_rng(8)
+    y = rng.integers(0, VOCAB, (B, T)) if head > 1 else rng.standard_normal((B, T, 1)).astype(np.float32)
+    k_model.compile(optimizer="rmsprop", loss=loss, metrics=[metric])
+    r_model.compile(optimizer="rmsprop", loss=loss, metrics=[metric])
+    k_eval = np.asarray(k_model.evaluate(x, y, verbose=0), dtype=np.float64)
+    r_eval = np.asarray(r_model.evaluate(x, y, verbose=0), dtype=np.float64)
+    np.testing.assert_allclose(r_eval, k_eval, rtol=1e-4, atol=1e-6)
+    for _ in range(2):
+        k_out = np.asarray(k_model.train_on_batch(x, y), dtype=np.float64)
+        r_out = np.asarray(r_model.train_on_batch(x, y), dtype=np.float64)
+        np.testing.assert_allclose(r_out, k_out, rtol=1e-4, atol=1e-6)
+    for mine, theirs in zip(r_model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-4, atol=1e-5)
+    # the padded steps really are ignored: changing their targets changes nothing
+    y_other = y.copy()
+    y_other[x == 0] = 0 if head > 1 else 100.0
+    np.testing.assert_allclose(np.asarray(r_model.evaluate(x, y_other, verbose=0)),
+                               np.asarray(r_model.evaluate(x, y, verbose=0)), rtol=1e-6)

@@ -200,6 +200,16 @@ def reduce_values(values, sample_weight=None, reduction="sum_over_batch_size"):
     return torch.where(divisor != 0, total / divisor, torch.zeros_like(total))
 
 
+def mask_weights(mask, reduction, dtype=torch.float32):
+    """Sample weights from an output mask, as Keras applies a ``mask_zero`` mask to the loss:
+    padded positions weigh 0 and, for a mean, real ones ``total / valid``, so the mean is
+    taken over the real positions only."""
+    weights = mask.to(dtype)
+    if reduction in ("sum_over_batch_size", "mean"):
+        weights = weights * (weights.numel() / (weights.sum() + 1e-7))
+    return weights
+
+
 class Loss:
     """Base class: ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced loss."""
 

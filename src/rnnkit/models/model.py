@@ -133,7 +133,8 @@ class Model(Layer):
         self.optimizer.zero_grad()
         with self._autocast():
             y_pred = self(x, training=True)
-        loss = self.loss(y, y_pred.float())
+        mask = _output_mask(y_pred)
+        loss = self.loss(y, y_pred.float(), sample_weight=self._mask_weights(mask))
         loss.backward()
         # The step's one host sync (like loss.item() in a torch loop), after the backward pass
         # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
@@ -143,14 +144,22 @@ class Model(Layer):
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
         self.optimizer.step()
-        return self._update_metrics(y, y_pred.detach().float(), value, len(x))
+        return self._update_metrics(y, y_pred.detach().float(), value, len(x), mask)
 
-    def _update_metrics(self, y, y_pred, loss_value, count):
+    def _mask_weights(self, mask):
+        if mask is None:
+            return None
+        return losses.mask_weights(mask, getattr(self.loss, "reduction", "sum_over_batch_size"))
+
+    def _update_metrics(self, y, y_pred, loss_value, count, mask=None):
         self._resolve_metrics(y, y_pred)
         self._loss_total += loss_value * count
         self._loss_count += count
         for metric in self.compiled_metrics:
-            metric.update_state(y, y_pred)
+            if mask is None:
+                metric.update_state(y, y_pred)
+            else:
+                metric.update_state(y, y_pred, sample_weight=mask)
         logs = {"loss": self._loss_total / self._loss_count}
         logs.update({m.name: m.result() for m in self.compiled_metrics})
         return logs
@@ -245,8 +254,11 @@ class Model(Layer):
                 if not self.built:
                     self._prepare(xb)
                 xb, yb = xb.to(self.device), yb.to(self.device)
-                y_pred = self(xb, training=False).float()
-                logs = self._update_metrics(yb, y_pred, float(self.loss(yb, y_pred)), len(xb))
+                y_pred = self(xb, training=False)
+                mask = _output_mask(y_pred)
+                y_pred = y_pred.float()
+                loss = self.loss(yb, y_pred, sample_weight=self._mask_weights(mask))
+                logs = self._update_metrics(yb, y_pred, float(loss), len(xb), mask)
         if not logs:
             raise ValueError("The evaluation data yielded no batches.")
         return logs
@@ -302,6 +314,14 @@ class Model(Layer):
         self.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
                      loss=losses.deserialize(compile_config["loss"]), metrics=compile_config.get("metrics"),
                      mixed_precision=compile_config.get("mixed_precision"))
+
+
+def _output_mask(y_pred):
+    """The mask a model marked on its (batch, time, ...) output, or None."""
+    mask = getattr(y_pred, "_keras_mask", None)
+    if mask is None or tuple(mask.shape) != tuple(y_pred.shape[:mask.dim()]):
+        return None
+    return mask
 
 
 def _validation_batches(validation_data, batch_size, steps):

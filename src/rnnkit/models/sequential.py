@@ -1,6 +1,8 @@
 """``Sequential``: a plain stack of layers, each feeding the next (and passing its mask on)."""
 import inspect
 
+import torch
+
 from torch import nn
 
 from ..layers import InputLayer, Layer, deserialize, serialize
@@ -97,6 +99,8 @@ class Sequential(Model):
             y = layer(x, **kwargs)
             mask = layer.compute_mask(x, mask)
             x = y
+        if mask is not None and isinstance(x, torch.Tensor):
+            x._keras_mask = mask  # as Keras marks outputs: the loss and metrics skip padded steps
         return x
 
     def summary(self, line_length=65, print_fn=None):
