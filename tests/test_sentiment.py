@@ -65,7 +65,8 @@ def test_stratified_split_hand_case():
 def test_train_end_to_end_then_predict_raw_strings(tmp_path, capsys):
     out = tmp_path / "run"
     rc = cli(["sentiment", "train", "--model", "gru,bilstm", "--limit", "300", "--epochs", "1",
-              "--embed-dim", "8", "--units", "8", "--max-tokens", "3000", "--out", str(out), "--verbose", "0"])
+              "--embed-dim", "8", "--units", "8", "--max-tokens", "3000", "--ensemble", "1", "--out", str(out),
+              "--verbose", "0"])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "bow-logreg (baseline)" in printed and "majority class" in printed
@@ -108,7 +109,7 @@ def test_predict_reads_a_file(tmp_path, capsys, trained_sentiment):
 def trained_sentiment(tmp_path_factory):
     out = tmp_path_factory.mktemp("sentiment")
     rc = cli(["sentiment", "train", "--model", "lstm", "--limit", "200", "--epochs", "1", "--embed-dim", "4",
-              "--units", "4", "--no-baseline", "--out", str(out), "--verbose", "0"])
+              "--units", "4", "--ensemble", "1", "--no-baseline", "--out", str(out), "--verbose", "0"])
     assert rc == 0
     return out / "model.rnnkit"
 

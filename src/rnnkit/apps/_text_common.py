@@ -76,6 +76,14 @@ def nonnegative_float(text):
     return value
 
 
+def dropout_rate(text):
+    """A dropout rate: a number in [0, 1)."""
+    value = nonnegative_float(text)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}")
+    return value
+
+
 def fraction(text):
     value = nonnegative_float(text)
     if value > 1:
@@ -118,30 +126,42 @@ def add_subcommand_help(parser):
 
 
 # ----- models -----------------------------------------------------------------------------------
+POOLS = ("last", "mean", "max")
+
+
 def build_classifier(kind, vocab_size, num_classes, embed_dim=64, units=64, dropout=0.3, embed_dropout=0.0,
-                     pool="last"):
-    """Embedding(mask_zero) [-> Dropout] -> recurrent layer [-> GlobalAveragePooling1D] -> Dropout -> Dense.
+                     pool="last", spatial_dropout=0.0):
+    """Embedding(mask_zero) [-> SpatialDropout1D] [-> Dropout] -> recurrent layer
+    [-> GlobalAveragePooling1D | GlobalMaxPooling1D] [-> Dropout] -> Dense.
 
     ``pool="last"`` classifies from the recurrent layer's final output; ``"mean"`` from the
-    mean of its outputs over the (unpadded) steps. The head is Dense(1, sigmoid) for two
-    classes, else Dense(num_classes, softmax).
+    mean of its outputs over the (unpadded) steps, ``"max"`` from their element-wise maximum
+    over the unpadded steps. ``spatial_dropout`` drops whole word-vector channels (the same
+    ones at every step of a text), ``embed_dropout`` single entries of the word vectors. The
+    head is Dense(1, sigmoid) for two classes, else Dense(num_classes, softmax).
     """
     import rnnkit
     from rnnkit.layers import (GRU, LSTM, Bidirectional, Dense, Dropout, Embedding, GlobalAveragePooling1D,
-                               SimpleRNN)
+                               GlobalMaxPooling1D, SimpleRNN, SpatialDropout1D)
 
-    seq = pool == "mean"
+    if pool not in POOLS:
+        raise UsageError(f"unknown pool '{pool}'; choose from {', '.join(POOLS)}.")
+    seq = pool != "last"
     recurrent = {"simplernn": lambda: SimpleRNN(units, return_sequences=seq),
                  "lstm": lambda: LSTM(units, return_sequences=seq),
                  "gru": lambda: GRU(units, return_sequences=seq),
                  "bilstm": lambda: Bidirectional(LSTM(units, return_sequences=seq))}[kind]()
     head = Dense(1, activation="sigmoid") if num_classes == 2 else Dense(num_classes, activation="softmax")
     layers = [Embedding(vocab_size, embed_dim, mask_zero=True)]
+    if spatial_dropout:
+        layers.append(SpatialDropout1D(spatial_dropout))
     if embed_dropout:
         layers.append(Dropout(embed_dropout))
     layers.append(recurrent)
-    if seq:
+    if pool == "mean":
         layers.append(GlobalAveragePooling1D())
+    elif pool == "max":
+        layers.append(GlobalMaxPooling1D())
     if dropout:
         layers.append(Dropout(dropout))
     layers.append(head)
@@ -152,23 +172,31 @@ def describe_classifier(kind, args):
     recurrent = {"simplernn": "SimpleRNN({})", "lstm": "LSTM({})", "gru": "GRU({})",
                  "bilstm": "Bidirectional(LSTM({}))"}[kind].format(args.units)
     parts = [f"Embedding({args.embed_dim}, mask_zero)"]
+    if getattr(args, "spatial_dropout", 0):
+        parts.append(f"SpatialDropout1D({args.spatial_dropout:g})")
     if args.embed_dropout:
         parts.append(f"Dropout({args.embed_dropout:g})")
     parts.append(recurrent)
     if args.pool == "mean":
         parts.append("GlobalAveragePooling1D")
+    elif args.pool == "max":
+        parts.append("GlobalMaxPooling1D")
     if args.dropout:
         parts.append(f"Dropout({args.dropout:g})")
     parts.append("Dense")
     return " -> ".join(parts)
 
 
-def compile_classifier(model, num_classes, learning_rate=1e-3):
+def compile_classifier(model, num_classes, learning_rate=1e-3, weight_decay=0.0):
+    """Adam (clipnorm 1), or AdamW with decoupled ``weight_decay`` when it is > 0."""
     import rnnkit
 
     loss = "binary_crossentropy" if num_classes == 2 else "sparse_categorical_crossentropy"
-    model.compile(optimizer=rnnkit.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0), loss=loss,
-                  metrics=["accuracy"])
+    if weight_decay:
+        optimizer = rnnkit.optimizers.AdamW(learning_rate=learning_rate, weight_decay=weight_decay, clipnorm=1.0)
+    else:
+        optimizer = rnnkit.optimizers.Adam(learning_rate=learning_rate, clipnorm=1.0)
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     return model
 
 
@@ -401,7 +429,9 @@ def apply_threads(args):
 
 def add_classifier_train_arguments(parser, *, default_model, default_maxlen, default_epochs, default_out,
                                    default_max_tokens, default_batch_size, default_patience=2,
-                                   default_embed_dropout=0.0, default_pool="last"):
+                                   default_embed_dropout=0.0, default_pool="last", default_spatial_dropout=0.0,
+                                   default_dropout=0.3, default_embed_dim=64, default_units=64,
+                                   default_learning_rate=1e-3, default_weight_decay=0.0, default_ensemble=1):
     parser.add_argument("--model", default=default_model,
                         help=f"{', '.join(CLASSIFIER_KINDS)}, a comma-separated list, or all "
                              f"(default {default_model})")
@@ -414,16 +444,31 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
                         help=f"vocabulary size including padding and OOV (default {default_max_tokens})")
     parser.add_argument("--min-count", type=positive_int, default=2,
                         help="keep words seen at least this often in training (default 2)")
-    parser.add_argument("--embed-dim", type=positive_int, default=64, help="embedding size (default 64)")
-    parser.add_argument("--units", type=positive_int, default=64, help="recurrent units (default 64)")
-    parser.add_argument("--dropout", type=fraction, default=0.3, help="dropout before the output (default 0.3)")
-    parser.add_argument("--embed-dropout", type=fraction, default=default_embed_dropout,
-                        help=f"dropout on the word vectors (default {default_embed_dropout:g})")
-    parser.add_argument("--pool", choices=("last", "mean"), default=default_pool,
-                        help=f"classify from the last output or the mean over the words (default {default_pool})")
+    parser.add_argument("--embed-dim", type=positive_int, default=default_embed_dim,
+                        help=f"embedding size (default {default_embed_dim})")
+    parser.add_argument("--units", type=positive_int, default=default_units,
+                        help=f"recurrent units (per direction for bilstm; default {default_units})")
+    parser.add_argument("--dropout", type=dropout_rate, default=default_dropout,
+                        help=f"dropout before the output (default {default_dropout:g})")
+    parser.add_argument("--embed-dropout", type=dropout_rate, default=default_embed_dropout,
+                        help=f"dropout of single entries of the word vectors (default {default_embed_dropout:g})")
+    parser.add_argument("--spatial-dropout", type=dropout_rate, default=default_spatial_dropout,
+                        help="SpatialDropout1D on the word vectors: drop whole embedding channels, the same ones "
+                             f"at every word of a text (default {default_spatial_dropout:g})")
+    parser.add_argument("--pool", choices=POOLS, default=default_pool,
+                        help="classify from the recurrent layer's last output, or the mean or the maximum of its "
+                             f"outputs over the words (padding excluded; default {default_pool})")
     parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"(default {default_batch_size})")
-    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="Adam's (default 0.001)")
+    parser.add_argument("--learning-rate", type=positive_float, default=default_learning_rate,
+                        help=f"Adam's (default {default_learning_rate:g})")
+    parser.add_argument("--weight-decay", type=nonnegative_float, default=default_weight_decay,
+                        help="decoupled weight decay: > 0 trains with AdamW instead of Adam "
+                             f"(default {default_weight_decay:g})")
+    parser.add_argument("--ensemble", type=positive_int, default=default_ensemble,
+                        help="train N copies of each model from different initial weights (seeds SEED, SEED+1, "
+                             "...) and average their probabilities; every copy is saved and `predict` on "
+                             f"model.rnnkit uses them all (default {default_ensemble})")
     parser.add_argument("--patience", type=positive_int, default=default_patience,
                         help=f"epochs without a better validation loss before stopping (default {default_patience})")
     parser.add_argument("--seed", type=int, default=0, help="data split and weight initialisation (default 0)")
@@ -488,9 +533,10 @@ def train_text_classifiers(args, *, task, splits, say=print):
         "classes": class_names,
         "split_sizes": splits.sizes(), "corpus_split_sizes": corpus_sizes, "data": splits.info,
         "settings": {k: getattr(args, k) for k in ("model", "epochs", "maxlen", "max_tokens", "min_count",
-                                                   "embed_dim", "units", "dropout", "embed_dropout", "pool", "batch_size",
-                                                   "learning_rate",
-                                                   "patience", "seed", "limit")},
+                                                   "embed_dim", "units", "dropout", "embed_dropout", "spatial_dropout",
+                                                   "pool", "batch_size", "learning_rate", "weight_decay",
+                                                   "ensemble", "patience", "seed", "limit")
+                     if hasattr(args, k)},
         "vocabulary_size": vectorizer.vocabulary_size(), "truncation": truncation,
         "majority_class": {"label": class_names[majority],
                            "test_accuracy": round(float((splits.test.labels == majority).mean()), 5)},
@@ -502,40 +548,71 @@ def train_text_classifiers(args, *, task, splits, say=print):
 
     plots_dir = out
     trained = {}
+    members = getattr(args, "ensemble", 1) or 1
     for kind in kinds:
-        rnnkit.utils.set_random_seed(args.seed)
-        model = build_classifier(kind, vectorizer.vocabulary_size(), num_classes, args.embed_dim, args.units,
-                                 args.dropout, args.embed_dropout, args.pool)
-        compile_classifier(model, num_classes, args.learning_rate)
         description = describe_classifier(kind, args)
+        if members > 1:
+            description = f"{members} x [{description}], probabilities averaged"
         say(f"\n== {kind}: {description} ==")
-        summary, seconds = train_classifier(model, x_train, y_train, x_val, y_val, args.epochs, args.batch_size,
-                                            args.patience, args.verbose)
-        val_probs = class_probabilities(model, x_val, num_classes)
-        test_probs = class_probabilities(model, x_test, num_classes)
+        models, member_rows, val_sum, test_sum, seconds, summary = [], [], 0, 0, 0.0, None
+        for i in range(members):
+            seed = args.seed + i
+            rnnkit.utils.set_random_seed(seed)
+            model = build_classifier(kind, vectorizer.vocabulary_size(), num_classes, args.embed_dim, args.units,
+                                     args.dropout, args.embed_dropout, args.pool,
+                                     getattr(args, "spatial_dropout", 0.0))
+            compile_classifier(model, num_classes, args.learning_rate, getattr(args, "weight_decay", 0.0))
+            if members > 1:
+                say(f"-- {kind} copy {i + 1} of {members} (seed {seed}) --")
+            member_summary, member_seconds = train_classifier(model, x_train, y_train, x_val, y_val, args.epochs,
+                                                              args.batch_size, args.patience, args.verbose)
+            val_p = class_probabilities(model, x_val, num_classes)
+            test_p = class_probabilities(model, x_test, num_classes)
+            val_sum, test_sum, seconds = val_sum + val_p, test_sum + test_p, seconds + member_seconds
+            summary = summary or member_summary
+            models.append(model)
+            row = {"seed": seed, "val_accuracy": round(float((val_p.argmax(1) == splits.val.labels).mean()), 5),
+                   "test_accuracy": round(float((test_p.argmax(1) == splits.test.labels).mean()), 5),
+                   "epochs_run": member_summary["epochs_run"], "best_epoch": member_summary["best_epoch"],
+                   "train_seconds": round(member_seconds, 2)}
+            member_rows.append(row)
+            if members > 1:
+                say(f"{kind} copy {i + 1}: validation accuracy {row['val_accuracy']:.4f}, test accuracy "
+                    f"{row['test_accuracy']:.4f} ({member_seconds:.1f} s, {row['epochs_run']} epochs, "
+                    f"best {row['best_epoch']})")
+        val_probs, test_probs = val_sum / members, test_sum / members
         test_metrics = classification_metrics(splits.test.labels, test_probs, class_names)
         val_acc = round(float((val_probs.argmax(1) == splits.val.labels).mean()), 5)
-        model_file = out / f"{task}-{kind}.rnnkit"
-        model.metadata = task_metadata(task, vectorizer, labels=class_names, model=kind,
-                                       description=description, corpus=report["corpus"],
-                                       test_accuracy=test_metrics["accuracy"], val_accuracy=val_acc)
-        model.save(model_file)
-        entry = {"description": description, "params": int(model.count_params()),
+        files = [f"{task}-{kind}.rnnkit"] + [f"{task}-{kind}-copy{i + 1}.rnnkit" for i in range(1, members)]
+        for i, (model, name) in enumerate(zip(models, files)):
+            extra = {"ensemble": files} if i == 0 and members > 1 else {}
+            model.metadata = task_metadata(task, vectorizer, labels=class_names, model=kind,
+                                           description=description, corpus=report["corpus"],
+                                           test_accuracy=test_metrics["accuracy"], val_accuracy=val_acc,
+                                           seed=member_rows[i]["seed"], **extra)
+            model.save(out / name)
+        entry = {"description": description, "params": int(sum(m.count_params() for m in models)),
                  "val_accuracy": val_acc, "test_accuracy": test_metrics["accuracy"], "test": test_metrics,
-                 "train_seconds": round(seconds, 2), "model_file": model_file.name, **summary}
+                 "train_seconds": round(seconds, 2), "model_file": files[0], **summary}
+        if members > 1:
+            entry["ensemble"] = {"copies": members, "model_files": files, "members": member_rows,
+                                 "note": "epochs_run, best_epoch and history are the first copy's"}
         if num_classes > 2:
             png = plots_dir / f"confusion-{kind}.png"
             save_confusion_png(test_metrics["confusion_matrix"], class_names, png,
                                f"{kind} on the test split (accuracy {test_metrics['accuracy']:.3f})")
             entry["confusion_png"] = png.name
         report["models"][kind] = entry
-        trained[kind] = model
+        trained[kind] = models[0]
         say(f"{kind}: validation accuracy {val_acc:.4f}, test accuracy {test_metrics['accuracy']:.4f} "
-            f"({seconds:.1f} s, {summary['epochs_run']} epochs, best {summary['best_epoch']})")
+            f"({seconds:.1f} s, {summary['epochs_run']} epochs, best {summary['best_epoch']}"
+            f"{'' if members == 1 else ', first copy'})")
 
     best = max(kinds, key=lambda k: (report["models"][k]["val_accuracy"], -kinds.index(k)))
     trained[best].save(out / "model.rnnkit")
     report["best_model"] = {"name": best, "chosen_by": "validation accuracy", "model_file": "model.rnnkit"}
+    if members > 1:
+        report["best_model"]["ensemble_files"] = report["models"][best]["ensemble"]["model_files"]
 
     if not args.no_baseline:
         say("\n== baseline: " + BASELINE_DESCRIPTION + " ==")
@@ -560,10 +637,13 @@ def train_text_classifiers(args, *, task, splits, say=print):
                      f"{task}: accuracy per epoch", reference)
     report["history_png"] = "history.png"
     report["seconds_total"] = round(time.perf_counter() - started_all, 1)
+    def row_name(kind):
+        return kind if members == 1 else f"{kind} x{members}"
+
     rows = []
     for kind in kinds:
         m = report["models"][kind]
-        rows.append([kind, f"{m['test_accuracy']:.4f}", f"{m['val_accuracy']:.4f}", m["epochs_run"],
+        rows.append([row_name(kind), f"{m['test_accuracy']:.4f}", f"{m['val_accuracy']:.4f}", m["epochs_run"],
                      f"{m['params']:,}", f"{m['train_seconds']:.1f}"])
     if report["baseline"]:
         b = report["baseline"]
@@ -575,11 +655,11 @@ def train_text_classifiers(args, *, task, splits, say=print):
     report["table"] = table.splitlines()
     say("\n" + table)
     if report["baseline"]:
-        best_rnn = max(kinds, key=lambda k: report["models"][k]["test_accuracy"])
-        diff = report["models"][best_rnn]["test_accuracy"] - report["baseline"]["test_accuracy"]
+        # the RNN picked on validation (model.rnnkit) against the baseline, both on test
+        diff = report["models"][best]["test_accuracy"] - report["baseline"]["test_accuracy"]
         verdict = "beats" if diff > 0 else ("ties" if diff == 0 else "does not beat")
-        line = (f"best RNN on test: {best_rnn} {report['models'][best_rnn]['test_accuracy']:.4f} {verdict} the "
-                f"baseline {report['baseline']['test_accuracy']:.4f} ({diff * 100:+.2f} points)")
+        line = (f"RNN picked on validation: {row_name(best)} {report['models'][best]['test_accuracy']:.4f} on test "
+                f"{verdict} the baseline {report['baseline']['test_accuracy']:.4f} ({diff * 100:+.2f} points)")
         report["comparison"] = line
         say(line)
     if "baseline_accuracy_cost_of_truncation" in truncation:
@@ -602,6 +682,18 @@ def predict_text_classes(args, *, task, out=None):
     texts = read_input_texts(args.texts, args.file)
     ids = encode(vectorizer, texts)
     probs = class_probabilities(model, ids, len(labels))
+    copies = metadata.get("ensemble") or []
+    if len(copies) > 1:  # the first listed file is this model's own copy
+        folder = Path(args.model_file).parent
+        for name in copies[1:]:
+            if not (folder / name).is_file():
+                raise FileNotFoundError(
+                    f"{args.model_file} is the first of an ensemble of {len(copies)} models, but its copy "
+                    f"{name} is not beside it (no model file at {folder / name}); keep the files "
+                    f"`rnnkit {task} train` wrote together.")
+            member, _, _ = load_task_model(folder / name, task)
+            probs = probs + class_probabilities(member, ids, len(labels))
+        probs = probs / len(copies)
     top = min(args.top, len(labels))
     rows = []
     for text, p in zip(texts, probs):

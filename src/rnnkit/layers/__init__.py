@@ -1,15 +1,16 @@
 """Keras's layers as ``torch.nn.Module`` subclasses."""
 from .._naming import suggest
 from .core import (Activation, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
-                   MaxPooling1D, RepeatVector)
+                   GlobalMaxPooling1D, MaxPooling1D, RepeatVector, SpatialDropout1D)
 from .input import Input, InputLayer
 from .layer import Layer
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
 
 _CLASSES = {cls.__name__: cls for cls in (
-    Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D, GRU,
-    InputLayer, LSTM, MaxPooling1D, RepeatVector, SimpleRNN, TimeDistributed)}
+    Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+    GlobalMaxPooling1D, GRU, InputLayer, LSTM, MaxPooling1D, RepeatVector, SimpleRNN, SpatialDropout1D,
+    TimeDistributed)}
 
 
 def serialize(layer):

@@ -1,4 +1,5 @@
-"""Non-recurrent layers: Embedding, Dense, Dropout, Activation, Flatten, RepeatVector, Conv1D, pooling."""
+"""Non-recurrent layers: Embedding, Dense, Dropout, SpatialDropout1D, Activation, Flatten, RepeatVector,
+Conv1D, pooling."""
 import math
 
 import torch
@@ -98,6 +99,28 @@ class Dropout(Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape, "seed": self.seed}
+
+
+class SpatialDropout1D(Dropout):
+    """Dropout of whole feature channels: for each sample one keep/drop draw per feature, shared by
+    every time step (Keras's ``noise_shape=(batch, 1, features)``). Input (batch, time, features)."""
+
+    def __init__(self, rate, seed=None, **kwargs):
+        kwargs.pop("noise_shape", None)
+        super().__init__(rate, seed=seed, **kwargs)
+
+    def forward(self, inputs, training=None):
+        training = self.training if training is None else training
+        if not training or self.rate == 0:
+            return inputs
+        self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
+        keep = torch.empty((inputs.shape[0], 1, inputs.shape[2]), device=inputs.device, dtype=inputs.dtype)
+        return inputs * (keep.bernoulli_(1 - self.rate) / (1 - self.rate))
+
+    def get_config(self):
+        config = super().get_config()
+        config.pop("noise_shape", None)
+        return config
 
 
 class Activation(Layer):
@@ -245,3 +268,35 @@ class GlobalAveragePooling1D(Layer):
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], input_shape[2])
+
+
+class GlobalMaxPooling1D(Layer):
+    """Max over time: (batch, time, features) -> (batch, features), or (batch, 1, features) with
+    ``keepdims=True``. With a mask the max runs over the unmasked steps only (Keras 3 ignores the
+    mask here, so padded steps would count; without a mask the two agree); a sample with no
+    unmasked step gets zeros."""
+
+    def __init__(self, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.keepdims = bool(keepdims)
+
+    def forward(self, inputs, mask=None):
+        self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
+        if mask is None:
+            return inputs.amax(dim=1, keepdim=self.keepdims)
+        keep = mask.to(torch.bool).unsqueeze(-1)
+        lowest = torch.finfo(inputs.dtype).min
+        out = inputs.masked_fill(~keep, lowest).amax(dim=1, keepdim=self.keepdims)
+        some = keep.any(dim=1, keepdim=self.keepdims)
+        return torch.where(some, out, torch.zeros((), dtype=out.dtype, device=out.device))
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def compute_output_shape(self, input_shape):
+        if self.keepdims:
+            return (input_shape[0], 1, input_shape[2])
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "keepdims": self.keepdims}
