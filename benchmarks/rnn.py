@@ -461,26 +461,53 @@ def _loss_value(value):
 
 
 def bench_runner(framework, runner, w, batch, steps, args, precision, modes):
-    """Rows for one built runner: each mode timed, with FLOPs and the execution paths."""
+    """Rows for one built runner, each mode timed on its own (the Keras workers use this)."""
     rows = []
-    sync = _sync_fn(args.device)
-    flops = forward_flops(w, steps, runner.lengths)
     for mode in modes:
+        rows += bench_interleaved({framework: runner}, w, batch, steps, args, precision, mode)
+    return rows
+
+
+def bench_interleaved(built, w, batch, steps, args, precision, mode):
+    """Rows for one workload and mode. The frameworks' timed steps alternate (A B B A ...), so
+    whatever else the machine does in the meantime slows all of them alike; a shared 2-core
+    machine drifts by 10 % and more between consecutive rows."""
+    sync = _sync_fn(args.device)
+    flops = forward_flops(w, steps, next(iter(built.values())).lengths) if built else 0
+    base = {"workload": w.name, "mode": mode, "precision": precision, "batch": batch, "steps": steps}
+    rows, fns, befores = [], {}, {}
+
+    def fail(framework, exc):  # a failing row is reported, not fatal
+        rows.append({**base, "framework": framework, "error": f"{type(exc).__name__}: {exc}"[:300]})
+        _progress(rows[-1])
+        fns.pop(framework, None)
+
+    for framework, runner in built.items():
         fn = runner.train if mode == "train" else runner.predict
-        base = {"workload": w.name, "framework": framework, "mode": mode, "precision": precision,
-                "batch": batch, "steps": steps}
         try:
+            measure(fn, args.warmup, 0, 0, 0, sync)
             if mode == "train" and not args.drift:  # every timed step starts from the same state
-                measure(fn, args.warmup, 0, 0, 0, sync)
                 runner.snapshot()
-                times = measure(fn, 0, args.repeats, args.max_seconds, args.min_repeats, sync, runner.restore)
-            else:
-                times = measure(fn, args.warmup, args.repeats, args.max_seconds, args.min_repeats, sync)
-        except Exception as exc:  # a failing row is reported, not fatal
-            rows.append({**base, "error": f"{type(exc).__name__}: {exc}"[:300]})
-            _progress(rows[-1])
-            continue
-        row = {**base, **summarize(times, batch, flops * (3 if mode == "train" else 1))}
+                befores[framework] = runner.restore
+            fns[framework] = fn
+        except Exception as exc:
+            fail(framework, exc)
+    times = {framework: [] for framework in fns}
+    deadline = time.perf_counter() + args.max_seconds * max(len(fns), 1)
+    turn = 0
+    while fns and (min(len(times[f]) for f in fns) < args.min_repeats
+                   or (min(len(times[f]) for f in fns) < args.repeats and time.perf_counter() < deadline)):
+        order = list(fns) if turn % 2 == 0 else list(fns)[::-1]
+        for framework in order:
+            try:
+                times[framework] += measure(fns[framework], 0, 1, 0, 1, sync, befores.get(framework))
+            except Exception as exc:
+                fail(framework, exc)
+        turn += 1
+    for framework, fn in fns.items():
+        runner = built[framework]
+        row = {**base, "framework": framework,
+               **summarize(times[framework], batch, flops * (3 if mode == "train" else 1))}
         if mode == "train":
             row["last_loss"] = _loss_value(fn())
         paths = runner.paths()
@@ -513,13 +540,12 @@ def bench_in_process(args, workloads, precisions, frameworks):
                                  "batch": batch, "steps": steps, "error": f"{type(exc).__name__}: {exc}"[:300]})
                     _progress(rows[-1])
             checks = _same_model_checks(w, batch, steps, args, built) if precision == "fp32" else {}
-            for mode in args.modes:  # interleave frameworks per mode so drift hits both alike
-                for framework, runner in built.items():
-                    new = bench_runner(framework, runner, w, batch, steps, args, precision, [mode])
-                    for row in new:
-                        if framework in checks:
-                            row["max_abs_diff_vs_rnnkit"] = checks[framework]
-                    rows += new
+            for mode in args.modes:
+                new = bench_interleaved(built, w, batch, steps, args, precision, mode)
+                for row in new:
+                    if row["framework"] in checks:
+                        row["max_abs_diff_vs_rnnkit"] = checks[row["framework"]]
+                rows += new
             if precision == "bf16" and "rnnkit" in built:
                 rows.append(_bf16_accuracy(w, batch, steps, args))
     return rows
@@ -721,7 +747,7 @@ def machine_facts(args):
     import torch
 
     facts = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-             "command": "python -m benchmarks.rnn " + " ".join(args.forward_argv),
+             "command": "python -m benchmarks.rnn " + " ".join(args.argv),
              "quick": args.quick, "device": args.device, "python": platform.python_version(),
              "flush_denormal": args.flush_denormal, "same_state_steps": not args.drift,
              "torch": torch.__version__, "numpy": np.__version__, "os": platform.platform(),
@@ -1010,6 +1036,7 @@ def parse_args(argv):
     args.max_seconds = args.max_seconds if args.max_seconds is not None else (3.0 if args.quick else 20.0)
     args.worker_timeout = args.worker_timeout or (900 if args.quick else 7200)
     # what workers inherit: the user's flags minus the worker-only ones
+    args.argv = list(argv)
     args.forward_argv = _strip_worker_flags(argv)
     return args
 
