@@ -630,6 +630,19 @@ def _rss_bytes():
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def _peak_rss_bytes():
+    """This process's own high-water mark (VmHWM). ``ru_maxrss`` would not do: Linux carries
+    it over from the parent through fork and exec, so every worker reported the parent's peak."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
 def worker_memory(args):
     """Peak RSS of training one B workload for ``--memory-steps`` steps, in a fresh process."""
     import torch
@@ -647,12 +660,15 @@ def worker_memory(args):
         if cuda:
             gpu.append(torch.cuda.memory_allocated())
     warm = min(20, len(rss) - 1)
-    growth = rss[-1] - rss[warm]
     tail = np.asarray(rss[warm:], dtype=np.float64)
+    # first and last tenth of the steps after warm-up, each by its median: one step's
+    # allocator spike (RSS moves by tens of MB as glibc maps and trims) is not growth
+    window = max(1, len(tail) // 10)
+    growth = float(np.median(tail[-window:]) - np.median(tail[:window]))
     slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 2 else 0.0
     result = {"framework": framework, "workload": name, "batch": batch, "steps": steps,
               "train_steps": len(rss), "baseline_rss_mb": baseline / 2**20,
-              "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+              "peak_rss_mb": _peak_rss_bytes() / 2**20,
               "rss_after_warmup_mb": rss[warm] / 2**20, "rss_final_mb": rss[-1] / 2**20,
               "growth_mb": growth / 2**20, "slope_kb_per_step": slope / 1024,
               "no_growth": growth <= args.memory_tolerance_mb * 2**20}

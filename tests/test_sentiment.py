@@ -69,7 +69,8 @@ def test_train_end_to_end_then_predict_raw_strings(tmp_path, capsys):
               "--verbose", "0"])
     assert rc == 0
     printed = capsys.readouterr().out
-    assert "bow-logreg (baseline)" in printed and "majority class" in printed
+    assert "bow-logreg (baseline)" in printed and "ngram-tfidf-logreg (reference)" in printed
+    assert "majority class" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "sentiment"
     assert report["split_sizes"] == {"train": 300, "val": 300, "test": 300}
@@ -79,6 +80,8 @@ def test_train_end_to_end_then_predict_raw_strings(tmp_path, capsys):
         assert 0 <= entry["test_accuracy"] <= 1 and entry["train_seconds"] > 0
         assert (out / entry["model_file"]).is_file()
     assert 0 <= report["baseline"]["test_accuracy"] <= 1
+    assert report["baseline"] == report["baselines"]["bow-logreg"]
+    assert set(report["comparisons"]) == {"bow-logreg", "ngram-tfidf-logreg"}
     assert report["best_model"]["name"] in ("gru", "bilstm")
     assert (out / "model.rnnkit").is_file() and (out / "history.png").is_file()
 
@@ -142,3 +145,21 @@ def test_wrong_task_model_file_is_refused(tmp_path, capsys, trained_sentiment):
     model.save(other)
     assert cli(["sentiment", "predict", "--model-file", str(other), "fine"]) == 2
     assert "without a text task" in capsys.readouterr().err
+
+
+def test_baselines_features_by_hand():
+    """bow-logreg counts words; ngram-tfidf-logreg adds word pairs (hand-counted vocabulary sizes)."""
+    from types import SimpleNamespace
+
+    from rnnkit.text import TextVectorizer
+
+    texts = ["good film", "bad film", "good good plot", "bad plot"]
+    split = SimpleNamespace(texts=texts, labels=np.array([1, 0, 1, 0]))
+    vectorizer = TextVectorizer()
+    bow, probs = common.bow_baseline(vectorizer, split, split, split, name="bow-logreg")
+    assert bow["features"] == 4  # good, film, bad, plot
+    assert probs.shape == (4, 2) and bow["val_accuracy"] == 1.0
+    ngram, _ = common.bow_baseline(vectorizer, split, split, split, name="ngram-tfidf-logreg")
+    assert ngram["features"] == 4 + 5  # + "good film", "bad film", "good good", "good plot", "bad plot"
+    with pytest.raises(ValueError, match="unknown baseline"):
+        common.bow_baseline(vectorizer, split, split, split, name="svm")
