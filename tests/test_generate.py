@@ -164,3 +164,5 @@ def test_text_file_and_minutes_budget(tmp_path, capsys):
     empty.write_text("", encoding="utf-8")
     assert cli(["generate", "train", "--text", str(empty), "--out", str(out)]) == 2
     assert "empty" in capsys.readouterr().err
+    assert cli(["generate", "train", "--text", str(text), "--dropout", "1", "--out", str(out)]) == 2
+    assert "expected a dropout rate in [0, 1)" in capsys.readouterr().err

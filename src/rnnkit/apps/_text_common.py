@@ -84,13 +84,6 @@ def dropout_rate(text):
     return value
 
 
-def fraction(text):
-    value = nonnegative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction in [0, 1], got {text!r}")
-    return value
-
-
 def run_standalone(module, name, argv=None):
     """``python -m rnnkit.apps.<name> ...``: the same parser and error handling as ``rnnkit <name>``."""
     from ..datasets import DataError

@@ -65,7 +65,7 @@ def add_arguments(subparsers):
     train.add_argument("--units", type=common.positive_int, default=256, help="LSTM units (default 256)")
     train.add_argument("--layers", type=common.positive_int, default=2, help="stacked LSTM layers (default 2)")
     train.add_argument("--embed-dim", type=common.positive_int, default=64, help="(default 64)")
-    train.add_argument("--dropout", type=common.fraction, default=0.0,
+    train.add_argument("--dropout", type=common.dropout_rate, default=0.0,
                        help="dropout between LSTM layers (default 0)")
     train.add_argument("--learning-rate", type=common.positive_float, default=3e-3, help="(default 0.003)")
     train.add_argument("--val-chars", type=common.positive_int, default=100_000,
