@@ -117,16 +117,22 @@ def download(url, filename, sha256, *, subdir=None, timeout=60):
     return target
 
 
+def _installed_distribution(package, version):
+    """The installed distribution of ``package==version`` (its metadata, never an import), or None."""
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return dist if dist.version == version else None
+
+
 def _installed_member(package, version, member_path):
     """Path of ``member_path`` inside an installed ``package==version``, or None.
 
     Uses the distribution's file list rather than importing the package.
     """
-    try:
-        dist = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    if dist.version != version:
+    dist = _installed_distribution(package, version)
+    if dist is None:
         return None
     for file in dist.files or ():
         if PurePosixPath(file.as_posix()) == PurePosixPath(member_path):

