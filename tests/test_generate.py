@@ -1,5 +1,4 @@
 """Shakespeare loader, ``rnnkit generate`` train / sample, and sampling reproducibility."""
-import importlib
 import json
 import math
 
@@ -10,18 +9,13 @@ import torch
 import rnnkit
 from rnnkit.apps import _text_common as common
 from rnnkit.apps import generate
+from rnnkit.cli import main as cli
 from rnnkit.datasets import DownloadError
 from rnnkit.datasets import text_corpora
 
 torch.set_num_threads(1)
 
 
-def cli(argv):
-    from rnnkit import cli as dispatcher
-
-    if argv[0] in dispatcher.COMMANDS:
-        return dispatcher.main(argv)
-    return common.run_standalone(importlib.import_module(f"rnnkit.apps.{argv[0]}"), argv[0], argv[1:])
 
 
 MARKDOWN = """# A Play

@@ -1,5 +1,4 @@
 """Rotten Tomatoes loader and ``rnnkit sentiment`` end to end on a slice of the real data."""
-import importlib
 import json
 
 import numpy as np
@@ -7,19 +6,13 @@ import pytest
 import torch
 
 from rnnkit.apps import _text_common as common
+from rnnkit.cli import main as cli
 from rnnkit.datasets import DownloadError
 from rnnkit.datasets.text_corpora import rotten_tomatoes, stratified_split
 
 torch.set_num_threads(1)
 
 
-def cli(argv):
-    """Run ``rnnkit <argv>`` through the dispatcher when it lists the app, else standalone."""
-    from rnnkit import cli as dispatcher
-
-    if argv[0] in dispatcher.COMMANDS:
-        return dispatcher.main(argv)
-    return common.run_standalone(importlib.import_module(f"rnnkit.apps.{argv[0]}"), argv[0], argv[1:])
 
 
 @pytest.fixture(scope="module")

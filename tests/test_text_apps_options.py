@@ -1,5 +1,4 @@
 """``rnnkit sentiment train`` options: seed ensembles, max pooling, spatial dropout, AdamW."""
-import importlib
 import json
 
 import numpy as np
@@ -8,6 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit.apps import _text_common as common
+from rnnkit.cli import main as cli
 from rnnkit.datasets import DownloadError
 from rnnkit.datasets.text_corpora import rotten_tomatoes
 
@@ -15,12 +15,6 @@ torch.set_num_threads(1)
 TEXTS = ["a tedious, overlong film", "A masterpiece of wit and warmth."]
 
 
-def cli(argv):
-    from rnnkit import cli as dispatcher
-
-    if argv[0] in dispatcher.COMMANDS:
-        return dispatcher.main(argv)
-    return common.run_standalone(importlib.import_module(f"rnnkit.apps.{argv[0]}"), argv[0], argv[1:])
 
 
 @pytest.fixture(scope="module")
