@@ -215,27 +215,17 @@ def _cudnn_flat(kind, activation_name, params, input_size, bidirectional):
     if layout is None:
         return params
     offsets, total = layout
-    order = sorted(range(len(params)), key=offsets.__getitem__)
-    pieces, sizes, position = [], [], 0
-    for i in order:
+    pieces, slots, position = [], {}, 0
+    for i in sorted(range(len(params)), key=offsets.__getitem__):
         if offsets[i] > position:
             pieces.append(params[i].new_zeros(offsets[i] - position))
-            sizes.append(offsets[i] - position)
+        slots[i] = len(pieces)
         pieces.append(params[i].reshape(-1))
-        sizes.append(params[i].numel())
         position = offsets[i] + params[i].numel()
     if total > position:
         pieces.append(params[0].new_zeros(total - position))
-        sizes.append(total - position)
-    views = iter(torch.cat(pieces).split(sizes))
-    flat = [None] * len(params)
-    position = 0
-    for i in order:
-        if offsets[i] > position:
-            next(views)
-        flat[i] = next(views).view(params[i].shape)
-        position = offsets[i] + params[i].numel()
-    return flat
+    views = torch.cat(pieces).split([p.numel() for p in pieces])
+    return [views[slots[i]].view(p.shape) for i, p in enumerate(params)]
 
 
 def _cudnn_layout(kind, activation_name, input_size, params, bidirectional):

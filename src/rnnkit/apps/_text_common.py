@@ -46,42 +46,24 @@ def resolve_models(value, kinds=CLASSIFIER_KINDS):
     return names
 
 
-def positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+def _argument_type(convert, accept, expected):
+    """An argparse ``type=``: ``convert`` the text, then insist on ``accept(value)``."""
+    def parse(text):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
+        return value
+
+    return parse
 
 
-def positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
-    if not value > 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
-
-
-def nonnegative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}") from None
-    if not value >= 0 or not math.isfinite(value):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
-    return value
-
-
-def dropout_rate(text):
-    """A dropout rate: a number in [0, 1)."""
-    value = nonnegative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"expected a dropout rate in [0, 1), got {text!r}")
-    return value
+positive_int = _argument_type(int, lambda v: v > 0, "a positive integer")
+positive_float = _argument_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
+nonnegative_float = _argument_type(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
+dropout_rate = _argument_type(float, lambda v: 0 <= v < 1, "a dropout rate in [0, 1)")
 
 
 def run_standalone(module, name, argv=None):
