@@ -16,9 +16,15 @@ step at a time after warm-up steps. A training step is what a user runs:
   ``nn.Linear`` with a hand-written step (``zero_grad``, forward, loss, ``backward``,
   ``torch.optim`` step, ``loss.item()``); packed sequences for masked inputs; prediction
   under ``torch.inference_mode``.
-* keras-torch / keras-tf: Keras 3 (``KERAS_BACKEND=torch`` / ``tensorflow``), each in its own
-  subprocess so the backend choice does not leak; ``train_on_batch`` / ``predict_on_batch``.
-  Skipped when keras (or tensorflow) is not importable.
+* keras-torch / keras-tf / keras-jax: Keras 3 (``KERAS_BACKEND=torch`` / ``tensorflow`` /
+  ``jax``; on JAX its recurrent layers run ``jax.lax.scan``), each in its own subprocess so
+  the backend choice does not leak, and with glibc's default allocator, as their users run
+  them; ``train_on_batch`` / ``predict_on_batch``. Skipped when keras (or the backend) is
+  not importable.
+
+rnnkit and raw torch run in this process, which imports rnnkit first, so both get
+rnnkit's process settings (freed memory kept for reuse, see ``rnnkit.config``): the
+rnnkit/torch ratio compares the layers, not the allocator.
 
 FLOPs count the matrix products of one sample's forward pass (recurrent input and state
 projections, the Dense head); training counts 3x that (forward + two backward products).
@@ -48,7 +54,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-FRAMEWORKS = ("rnnkit", "torch", "keras-torch", "keras-tf")
+KERAS_BACKENDS = {"keras-torch": "torch", "keras-tf": "tensorflow", "keras-jax": "jax"}
+FRAMEWORKS = ("rnnkit", "torch", *KERAS_BACKENDS)
 IN_PROCESS = ("torch", "rnnkit")
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 GOAL_VS_TORCH = 0.95
@@ -448,7 +455,7 @@ class KerasRunner:
         return {}
 
 
-RUNNERS = {"rnnkit": RnnkitRunner, "torch": TorchRunner, "keras-torch": KerasRunner, "keras-tf": KerasRunner}
+RUNNERS = {"rnnkit": RnnkitRunner, "torch": TorchRunner, **{fw: KerasRunner for fw in KERAS_BACKENDS}}
 
 
 def _loss_value(value):
@@ -594,6 +601,10 @@ def worker_keras(args):
         if args.threads:
             tf.config.threading.set_intra_op_parallelism_threads(args.threads)
             tf.config.threading.set_inter_op_parallelism_threads(max(1, args.threads // 2))
+    elif backend == "jax":
+        import jax
+
+        info["jax_version"] = jax.__version__
     elif args.threads:
         import torch
 
@@ -697,12 +708,12 @@ def run_worker_subprocess(args, worker, extra_env=None, extra_args=(), timeout=N
 
 
 def bench_keras(args, framework):
-    backend = {"keras-torch": "torch", "keras-tf": "tensorflow"}[framework]
+    backend = KERAS_BACKENDS[framework]
     if importlib.util.find_spec("keras") is None:
         return {"framework": framework, "skipped": "keras not installed"}
-    if backend == "tensorflow" and importlib.util.find_spec("tensorflow") is None:
-        return {"framework": framework, "skipped": "tensorflow not installed"}
-    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if backend != "torch" and importlib.util.find_spec(backend) is None:
+        return {"framework": framework, "skipped": f"{backend} not installed"}
+    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "RNNKIT_KEEP_FREED_MEMORY": "0"}
     if not str(args.device).startswith("cuda"):
         env["CUDA_VISIBLE_DEVICES"] = ""  # Keras picks the GPU by itself whenever it sees one
     print(f"[{framework}] starting a worker (KERAS_BACKEND={backend})", flush=True)
@@ -788,6 +799,7 @@ def machine_facts(args):
         import rnnkit
 
         facts["rnnkit"] = rnnkit.__version__
+        facts["keeps_freed_memory"] = rnnkit.config.KEEPS_FREED_MEMORY
     except Exception:
         pass
     if torch.cuda.is_available():
@@ -821,6 +833,18 @@ def _short_path(paths):
     return "; ".join(f"{k}: {v}" for k, v in paths.items())
 
 
+PEERS = ("torch", *KERAS_BACKENDS)
+
+
+def _fmt_best_peer(ours, peers):
+    """rnnkit over the fastest of the other frameworks measured on this row, and which it was."""
+    rates = [(row["samples_per_s"], fw) for fw, row in peers if row and "error" not in row]
+    if not rates or not ours or "error" in ours:
+        return "-"
+    rate, fw = max(rates)
+    return f"{ours['samples_per_s'] / rate:.2f} ({fw})"
+
+
 def build_table(results):
     rows = [r for r in results["rows"] if r.get("mode") in ("train", "predict")]
     index = {(r["workload"], r["mode"], r["precision"], r["framework"]): r for r in rows}
@@ -838,7 +862,8 @@ def build_table(results):
         lines.append({
             "workload": workload, "mode": mode, "precision": precision,
             "rnnkit": _fmt_rate(ours), "torch": _fmt_rate(torch_row), "keras-torch": _fmt_rate(kt),
-            "keras-tf": _fmt_rate(get("keras-tf")),
+            "keras-tf": _fmt_rate(get("keras-tf")), "keras-jax": _fmt_rate(get("keras-jax")),
+            "rnnkit/best peer": _fmt_best_peer(ours, [(fw, get(fw)) for fw in PEERS]),
             "rnnkit/torch": "-" if vs_torch is None else
             f"{vs_torch:.2f}" + ("" if vs_torch >= GOAL_VS_TORCH else " (<0.95)"),
             "rnnkit/keras-torch": "-" if vs_keras is None else
@@ -889,13 +914,16 @@ def write_markdown(results, path):
                                               if facts.get("gpu") and facts["device"].startswith("cuda") else ""),
            f"- torch {facts['torch']}, numpy {facts['numpy']}, python {facts['python']}, rnnkit {facts.get('rnnkit')}",
            f"- flush denormals: {'on (--flush-denormal, every framework)' if facts.get('flush_denormal') else 'off'}; "
-           f"1-minute load average at start: {facts.get('load_average_1min', '?')}"]
-    for fw in ("keras-torch", "keras-tf"):
+           f"1-minute load average at start: {facts.get('load_average_1min', '?')}",
+           "- freed memory kept for reuse (rnnkit's import setting; this process: rnnkit and torch rows): "
+           + {True: "yes", False: "no"}.get(facts.get("keeps_freed_memory"), "?")]
+    for fw in KERAS_BACKENDS:
         info = results["keras"].get(fw)
         if info:
             md.append(f"- {fw}: " + (f"skipped ({info['skipped']})" if "skipped" in info else
                                      f"keras {info.get('keras_version')}" +
                                      (f", tensorflow {info['tensorflow_version']}" if "tensorflow_version" in info else "")
+                                     + (f", jax {info['jax_version']}" if "jax_version" in info else "")
                                      + (f", device {info['device']}" if "device" in info else "")))
     md.append(f"- float32 matmul peak ({peaks['matmul_size']}x{peaks['matmul_size']}): torch.mm "
               f"{peaks['torch_mm_fp32']:.0f} GFLOP/s" +
@@ -1119,7 +1147,7 @@ def main(argv=None):
     if in_process:
         results["rows"] += bench_in_process(args, workloads, args.precisions, in_process)
         save()
-    for framework in ("keras-torch", "keras-tf"):
+    for framework in KERAS_BACKENDS:
         if framework in args.frameworks:
             info = bench_keras(args, framework)
             results["rows"] += info.pop("rows", [])

@@ -76,17 +76,18 @@ class _SimpleRNNLoop(torch.autograd.Function):
     def backward(ctx, d_out, d_last):
         x_tm, h0, w_ih, w_hh, hs = ctx.saved_tensors
         steps, batch, units = hs.shape
-        d_out = None if d_out is None else d_out.transpose(0, 1)
-        da = torch.empty_like(hs)
-        square = hs.new_empty(batch, units)
+        # act'(a_t) for every step at once: relu' = [h > 0], tanh' = 1 - h^2
+        slope = (hs > 0).to(hs.dtype) if ctx.relu else torch.addcmul(torch.ones_like(hs), hs, hs, value=-1)
         dh = d_last if d_last is not None else hs.new_zeros(batch, units)
-        for t in range(steps - 1, -1, -1):
-            g = dh if d_out is None else dh + d_out[t]
-            if ctx.relu:
-                torch.mul(g, hs[t] > 0, out=da[t])
-            else:  # tanh' = 1 - h^2
-                torch.addcmul(g, g, torch.mul(hs[t], hs[t], out=square), value=-1, out=da[t])
-            dh = da[t].mm(w_hh)
+        # da_t = dout_t * slope_t + dh_t * slope_t, dh_{t-1} = da_t W_hh: two ops per step
+        if d_out is None:
+            da = torch.empty_like(hs)
+            for t in range(steps - 1, -1, -1):
+                dh = torch.mul(dh, slope[t], out=da[t]).mm(w_hh)
+        else:
+            da = torch.mul(slope, d_out.transpose(0, 1), out=torch.empty_like(hs))
+            for t in range(steps - 1, -1, -1):
+                dh = da[t].addcmul_(dh, slope[t]).mm(w_hh)
         d_w_ih, d_w_hh = _input_weight_grad(da, x_tm), _recurrent_weight_grad(da, h0, hs)
         d_bias = da.sum((0, 1)) if ctx.has_bias else None
         d_x = da.matmul(w_ih).transpose(0, 1) if ctx.needs_input_grad[0] else None
