@@ -14,7 +14,7 @@ def faults():
 for _ in range(2):  # glibc settles where the block goes over the first two
     x = torch.ones(16 << 20); del x  # 64 MiB, every page touched
 before = faults()
-for _ in range(3):
+for _ in range(8):
     x = torch.ones(16 << 20); del x
 print(json.dumps([rnnkit.config.KEEPS_FREED_MEMORY, faults() - before]))
 """
@@ -38,8 +38,8 @@ def _glibc():
 def test_freed_workspace_is_reused_instead_of_faulted_in_again():
     kept, faults = _run("1")
     assert kept is True
-    assert faults < 2000  # 3 x 64 MiB reallocated from kept memory
+    assert faults < 3 * 16384  # 8 x 64 MiB, nearly all from kept memory (glibc may move the block once or twice)
 
     off, faults_off = _run("0")
     assert off is False
-    assert faults_off > 3 * 16384 * 0.9  # glibc's default: fresh pages every time
+    assert faults_off > 7 * 16384  # glibc's default: fresh pages every time
