@@ -17,10 +17,13 @@ step at a time after warm-up steps. A training step is what a user runs:
   ``torch.optim`` step, ``loss.item()``); packed sequences for masked inputs; prediction
   under ``torch.inference_mode``.
 * keras-torch / keras-tf / keras-jax: Keras 3 (``KERAS_BACKEND=torch`` / ``tensorflow`` /
-  ``jax``; on JAX its recurrent layers run ``jax.lax.scan``), each in its own subprocess so
-  the backend choice does not leak, and with glibc's default allocator, as their users run
-  them; ``train_on_batch`` / ``predict_on_batch``. Skipped when keras (or the backend) is
-  not importable.
+  ``jax``; on JAX its recurrent layers run ``jax.lax.scan``), each in its own child process
+  (a backend is fixed per process) with glibc's default allocator, as their users run them;
+  ``train_on_batch`` / ``predict_on_batch``, one step per request from this process, timed
+  in the child. Skipped when keras (or the backend) is not importable.
+
+Within a row the frameworks' timed steps alternate (A B C C B A ...), Keras's children
+included, so a machine whose speed drifts slows every framework alike.
 
 rnnkit and raw torch run in this process, which imports rnnkit first, so both get
 rnnkit's process settings (freed memory kept for reuse, see ``rnnkit.config``): the
@@ -56,7 +59,6 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 KERAS_BACKENDS = {"keras-torch": "torch", "keras-tf": "tensorflow", "keras-jax": "jax"}
 FRAMEWORKS = ("rnnkit", "torch", *KERAS_BACKENDS)
-IN_PROCESS = ("torch", "rnnkit")
 GATES = {"simple_rnn": 1, "lstm": 4, "gru": 3}
 GOAL_VS_TORCH = 0.95
 GOAL_VS_KERAS_TORCH = 3.0
@@ -180,10 +182,11 @@ def measure(fn, warmup, repeats, max_seconds, min_repeats=3, sync=None, before=N
             if sync:
                 sync()
         start = time.perf_counter()
-        fn()
+        result = fn()
         if sync:
             sync()
-        times.append(time.perf_counter() - start)
+        elapsed = time.perf_counter() - start
+        times.append(result.seconds if isinstance(result, ChildStep) else elapsed)
     return times
 
 
@@ -455,24 +458,170 @@ class KerasRunner:
         return {}
 
 
-RUNNERS = {"rnnkit": RnnkitRunner, "torch": TorchRunner, **{fw: KerasRunner for fw in KERAS_BACKENDS}}
+RUNNERS = {"rnnkit": RnnkitRunner, "torch": TorchRunner}
+
+
+# ----- Keras in child processes, stepped from here -------------------------------------------------
+@dataclass
+class ChildStep:
+    """One step run in a child process, timed there (the pipe's latency is not in it)."""
+    seconds: float
+    loss: object = None
+    values: object = None
+
+
+class KerasChild:
+    """One Keras backend in its own process (``KERAS_BACKEND`` must be set before keras is
+    imported, and backends do not share a process), running one step per request, so that
+    its timed steps interleave with rnnkit's and torch's like theirs do with each other."""
+
+    def __init__(self, framework, args):
+        import multiprocessing
+
+        self.framework, self.timeout = framework, args.worker_timeout
+        backend = KERAS_BACKENDS[framework]
+        self.info = {"framework": framework, "backend": backend}
+        if importlib.util.find_spec("keras") is None:
+            self.info["skipped"] = "keras not installed"
+            return
+        if backend != "torch" and importlib.util.find_spec(backend) is None:
+            self.info["skipped"] = f"{backend} not installed"
+            return
+        # the child's environment: its backend, glibc's default allocator (as Keras users run it),
+        # and no GPU unless asked for (Keras takes any GPU it sees)
+        env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "RNNKIT_KEEP_FREED_MEMORY": "0"}
+        if not str(args.device).startswith("cuda"):
+            env["CUDA_VISIBLE_DEVICES"] = ""
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            context = multiprocessing.get_context("spawn")
+            self.conn, child_conn = context.Pipe()
+            self.process = context.Process(target=_keras_child_main, daemon=True,
+                                           args=(child_conn, args.threads, args.flush_denormal))
+            self.process.start()
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        print(f"[{framework}] started a child process (KERAS_BACKEND={backend})", flush=True)
+        self.info.update(self.request("hello"))
+
+    def request(self, *message):
+        self.conn.send(message)
+        if not self.conn.poll(self.timeout):
+            raise TimeoutError(f"{self.framework} child gave no answer in {self.timeout:.0f} s")
+        status, payload = self.conn.recv()
+        if status == "error":
+            raise RuntimeError(payload)
+        return payload
+
+    def close(self):
+        if hasattr(self, "process"):
+            try:
+                self.conn.send(("close",))
+            except OSError:
+                pass
+            self.process.join(10)
+            if self.process.is_alive():
+                self.process.kill()
+
+
+class RemoteKerasRunner:
+    """The runner interface over a :class:`KerasChild`."""
+
+    def __init__(self, child, w, batch, steps, device, precision, seed=0):
+        self.child = child
+        self.lengths = child.request("build", w, batch, steps, device, precision, seed)
+
+    def train(self):
+        return ChildStep(*self.child.request("train", False))
+
+    def predict(self):
+        return ChildStep(*self.child.request("predict", False))
+
+    def predict_values(self):
+        return ChildStep(*self.child.request("predict", True)).values
+
+    def snapshot(self):
+        self.child.request("snapshot")
+
+    def restore(self):
+        self.child.request("restore")
+
+    def paths(self):
+        return {}
+
+
+def _keras_child_main(conn, threads, flush_denormal):
+    """The child's loop: build a KerasRunner, then run and time one step per request."""
+    info, runner = {}, None
+    try:
+        import keras
+
+        info["keras_version"] = keras.__version__
+        backend = keras.backend.backend()
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            info["tensorflow_version"] = tf.__version__
+            if threads:
+                tf.config.threading.set_intra_op_parallelism_threads(threads)
+                tf.config.threading.set_inter_op_parallelism_threads(max(1, threads // 2))
+        elif backend == "jax":
+            import jax
+
+            info["jax_version"] = jax.__version__
+        else:
+            import torch
+
+            if threads:
+                torch.set_num_threads(threads)
+            if flush_denormal:
+                torch.set_flush_denormal(True)
+            info["device"] = "cuda" if torch.cuda.is_available() else "cpu"
+    except Exception as exc:
+        info = {"skipped": f"keras not importable: {type(exc).__name__}: {exc}"}
+    sync = _sync_fn("cuda") if info.get("device") == "cuda" else None
+    while True:
+        try:
+            op, *rest = conn.recv()
+        except EOFError:
+            return
+        try:
+            if op == "close":
+                return
+            if op == "hello":
+                reply = info
+            elif op == "build":
+                runner = KerasRunner(*rest)
+                reply = runner.lengths
+            elif op in ("train", "predict"):
+                start = time.perf_counter()
+                out = runner.train() if op == "train" else runner.predict()
+                if sync:
+                    sync()
+                seconds = time.perf_counter() - start
+                values = np.asarray(out, dtype=np.float32) if op == "predict" and rest[0] else None
+                reply = (seconds, _loss_value(out) if op == "train" else None, values)
+            else:  # snapshot, restore
+                reply = getattr(runner, op)()
+            conn.send(("ok", reply))
+        except Exception as exc:
+            conn.send(("error", f"{type(exc).__name__}: {exc}"[:300]))
 
 
 def _loss_value(value):
+    if isinstance(value, ChildStep):
+        value = value.loss
     if isinstance(value, (list, tuple)):
         value = value[0]
     try:
         return float(value)
     except (TypeError, ValueError):
         return None
-
-
-def bench_runner(framework, runner, w, batch, steps, args, precision, modes):
-    """Rows for one built runner, each mode timed on its own (the Keras workers use this)."""
-    rows = []
-    for mode in modes:
-        rows += bench_interleaved({framework: runner}, w, batch, steps, args, precision, mode)
-    return rows
 
 
 def bench_interleaved(built, w, batch, steps, args, precision, mode):
@@ -533,15 +682,20 @@ def _progress(row):
     print(f"  {row['workload']:<17} {row['mode']:<8} {row['precision']:<5} {row['framework']:<12} {text}", flush=True)
 
 
-def bench_in_process(args, workloads, precisions, frameworks):
-    rows = []
+def bench_all(args, workloads, precisions, frameworks, children, rows, save):
+    """Every workload, precision and mode into ``rows``, the frameworks' steps interleaved
+    (Keras through its ``children``); ``save()`` after each workload."""
     for w in workloads:
         batch, steps = w.shape(args.quick)
         for precision in precisions:
             built = {}
             for framework in frameworks:
                 try:
-                    built[framework] = RUNNERS[framework](w, batch, steps, args.device, precision)
+                    if framework in children:
+                        built[framework] = RemoteKerasRunner(children[framework], w, batch, steps, args.device,
+                                                             precision)
+                    else:
+                        built[framework] = RUNNERS[framework](w, batch, steps, args.device, precision)
                 except Exception as exc:
                     rows.append({"workload": w.name, "framework": framework, "mode": "build", "precision": precision,
                                  "batch": batch, "steps": steps, "error": f"{type(exc).__name__}: {exc}"[:300]})
@@ -555,7 +709,7 @@ def bench_in_process(args, workloads, precisions, frameworks):
                 rows += new
             if precision == "bf16" and "rnnkit" in built:
                 rows.append(_bf16_accuracy(w, batch, steps, args))
-    return rows
+        save()
 
 
 def _same_model_checks(w, batch, steps, args, built):
@@ -565,7 +719,8 @@ def _same_model_checks(w, batch, steps, args, built):
     try:
         reference = RnnkitRunner(w, batch, steps, args.device, "fp32").predict()
         for framework, runner in built.items():
-            checks[framework] = float(np.max(np.abs(np.asarray(runner.predict(), dtype=np.float32) - reference)))
+            values = runner.predict_values() if hasattr(runner, "predict_values") else runner.predict()
+            checks[framework] = float(np.max(np.abs(np.asarray(values, dtype=np.float32) - reference)))
     except Exception as exc:
         print(f"  same-model check failed: {type(exc).__name__}: {exc}", flush=True)
     return checks
@@ -584,55 +739,6 @@ def _bf16_accuracy(w, batch, steps, args):
 
 
 # ----- workers (subprocesses) ------------------------------------------------------------------------
-def worker_keras(args):
-    """Runs inside ``KERAS_BACKEND=...``: all selected workloads, one framework."""
-    framework = args.worker
-    backend = os.environ.get("KERAS_BACKEND")
-    info = {"framework": framework, "backend": backend}
-    try:
-        import keras
-    except Exception as exc:
-        return {**info, "skipped": f"keras not importable: {exc}"}
-    info["keras_version"] = keras.__version__
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        info["tensorflow_version"] = tf.__version__
-        if args.threads:
-            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(max(1, args.threads // 2))
-    elif backend == "jax":
-        import jax
-
-        info["jax_version"] = jax.__version__
-    elif args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    if backend == "torch":
-        import torch
-
-        info["device"] = "cuda" if torch.cuda.is_available() else "cpu"
-    rows = []
-    for w in select_workloads(args.only):
-        batch, steps = w.shape(args.quick)
-        for precision in args.precisions:
-            try:
-                runner = KerasRunner(w, batch, steps, args.device, precision)
-            except Exception as exc:
-                rows.append({"workload": w.name, "framework": framework, "mode": "build", "precision": precision,
-                             "error": f"{type(exc).__name__}: {exc}"[:300]})
-                _progress(rows[-1])
-                continue
-            checks = _same_model_checks(w, batch, steps, args, {framework: runner}) if precision == "fp32" else {}
-            new = bench_runner(framework, runner, w, batch, steps, args, precision, args.modes)
-            for row in new:
-                if framework in checks:
-                    row["max_abs_diff_vs_rnnkit"] = checks[framework]
-            rows += new
-    return {**info, "rows": rows}
-
-
 def _rss_bytes():
     try:
         with open("/proc/self/statm") as f:
@@ -705,21 +811,6 @@ def run_worker_subprocess(args, worker, extra_env=None, extra_args=(), timeout=N
         if proc.returncode != 0 or not out.exists():
             return {"skipped": f"worker {worker} exited with status {proc.returncode}"}
         return json.loads(out.read_text())
-
-
-def bench_keras(args, framework):
-    backend = KERAS_BACKENDS[framework]
-    if importlib.util.find_spec("keras") is None:
-        return {"framework": framework, "skipped": "keras not installed"}
-    if backend != "torch" and importlib.util.find_spec(backend) is None:
-        return {"framework": framework, "skipped": f"{backend} not installed"}
-    env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "RNNKIT_KEEP_FREED_MEMORY": "0"}
-    if not str(args.device).startswith("cuda"):
-        env["CUDA_VISIBLE_DEVICES"] = ""  # Keras picks the GPU by itself whenever it sees one
-    print(f"[{framework}] starting a worker (KERAS_BACKEND={backend})", flush=True)
-    result = run_worker_subprocess(args, framework, env, timeout=args.worker_timeout)
-    result.setdefault("framework", framework)
-    return result
 
 
 def bench_memory(args):
@@ -1117,7 +1208,7 @@ def main(argv=None):
 
         torch.set_num_threads(args.threads)
     if args.worker:
-        result = worker_memory(args) if args.worker == "memory" else worker_keras(args)
+        result = worker_memory(args)
         Path(args.worker_out).write_text(json.dumps(result, indent=1, default=str))
         return 0
     out_dir = Path(args.out_dir) if args.out_dir else HERE
@@ -1143,18 +1234,22 @@ def main(argv=None):
         (out_dir / f"{stem}.json").write_text(json.dumps(results, indent=1, default=str))
         write_markdown(results, out_dir / f"{stem}.md")
 
-    in_process = [fw for fw in IN_PROCESS if fw in args.frameworks]
-    if in_process:
-        results["rows"] += bench_in_process(args, workloads, args.precisions, in_process)
-        save()
-    for framework in KERAS_BACKENDS:
-        if framework in args.frameworks:
-            info = bench_keras(args, framework)
-            results["rows"] += info.pop("rows", [])
-            results["keras"][framework] = info
-            if "skipped" in info:
-                print(f"[{framework}] skipped: {info['skipped']}", flush=True)
-            save()
+    children = {}
+    try:
+        for framework in KERAS_BACKENDS:
+            if framework in args.frameworks:
+                child = KerasChild(framework, args)
+                results["keras"][framework] = child.info
+                if "skipped" in child.info:
+                    print(f"[{framework}] skipped: {child.info['skipped']}", flush=True)
+                else:
+                    children[framework] = child
+        frameworks = [fw for fw in args.frameworks if fw in RUNNERS or fw in children]
+        bench_all(args, workloads, args.precisions, frameworks, children, results["rows"], save)
+    finally:
+        for child in children.values():
+            child.close()
+    save()
     if args.memory:
         results["memory"] = bench_memory(args)
     save()
