@@ -1064,6 +1064,9 @@ def write_markdown(results, path):
     same_state = facts.get("same_state_steps", True)
     md += ["## Method", "",
            "Each step is timed alone (CUDA synchronised) after warm-up steps; the table shows the median. "
+           "Within a row the frameworks' timed steps alternate; each Keras backend runs in a child process "
+           "of its own with glibc's default allocator, stepped from the benchmark's process and timed in the "
+           "child. rnnkit and raw torch share the benchmark's process and so rnnkit's process settings. "
            "Every framework starts from the same Keras-initialised weights and data. "
            + ("Before each timed training step the weights and optimizer state saved after warm-up are restored "
               "(untimed), so every timed step does the same arithmetic (how fast gradients vanish, and so how "

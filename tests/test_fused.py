@@ -172,6 +172,21 @@ def test_zero_output_for_mask(cell, mask_name):
     assert torch.all(fast_result[0][0][~mask] == 0)
 
 
+@pytest.mark.parametrize("cell", list(CELLS))
+@pytest.mark.parametrize("mask_name", ["right", "left"])
+@pytest.mark.parametrize("return_sequences", [False, True])
+def test_masked_inference_equals_reference(cell, mask_name, return_sequences):
+    """Without autograd the masked fast path may pick another kernel (unpacked or packed)."""
+    fast, slow = layer_pair(cell, seed=13, return_sequences=return_sequences, return_state=True)
+    mask = MASKS[mask_name]()
+    x = inputs(seed=14, mask=mask)
+    with torch.inference_mode():
+        fast_out, slow_out = fast(x, mask=mask), slow(x, mask=mask)
+    assert fast.execution_path == "fused"
+    for a, b in zip(fast_out, slow_out):
+        torch.testing.assert_close(a, b, **TOL)
+
+
 def test_longer_sequences_and_wider_layers():
     """Beyond toy sizes: 60 steps, 32 units, batch 16, masked and not."""
     g = torch.Generator().manual_seed(11)
