@@ -187,6 +187,33 @@ def test_masked_inference_equals_reference(cell, mask_name, return_sequences):
         torch.testing.assert_close(a, b, **TOL)
 
 
+@pytest.mark.parametrize("cell", ["simple_rnn_tanh", "gru", "lstm"])
+def test_bf16_autocast_on_cpu_keeps_gru_and_simple_rnn_in_float32(cell):
+    """ATen's GRU and SimpleRNN loops are slower in bf16 on the CPU: they run float32 under
+    autocast (same values as without it); the LSTM runs oneDNN's bf16 kernel."""
+    fast, _ = layer_pair(cell, seed=15, return_sequences=True)
+    x = inputs(seed=16)
+    probe = torch.randn(B, T, U, generator=torch.Generator().manual_seed(17))
+
+    def forward_backward(autocast):
+        x_ = x.clone().requires_grad_(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            out = fast(x_)
+        grads = torch.autograd.grad((out.float() * probe).sum(), [x_, *fast.trainable_weights])  # as fit() does
+        return out, grads
+
+    plain, plain_grads = forward_backward(False)
+    mixed, mixed_grads = forward_backward(True)
+    if cell == "lstm":
+        assert mixed.dtype == torch.bfloat16
+        torch.testing.assert_close(mixed.float(), plain, rtol=0, atol=0.05)
+    else:
+        assert mixed.dtype == torch.float32
+        torch.testing.assert_close(mixed, plain, rtol=0, atol=0)
+        for a, b in zip(mixed_grads, plain_grads):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
 def test_longer_sequences_and_wider_layers():
     """Beyond toy sizes: 60 steps, 32 units, batch 16, masked and not."""
     g = torch.Generator().manual_seed(11)

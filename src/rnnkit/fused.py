@@ -129,7 +129,21 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     call; its outputs come back aligned with the input time steps, as Keras's
     ``Bidirectional`` presents them. Returns ``(outputs, states)`` for one direction, or
     ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
+
+    Under bf16 autocast on the CPU, GRU and SimpleRNN run in float32: ATen's loops for them
+    are slower in bfloat16 than in float32 (only oneDNN's LSTM has bf16 kernels), so float32
+    is both faster and exact there. Their outputs are float32; the next layer casts.
     """
+    if kind != "lstm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        with torch.autocast("cpu", enabled=False):
+            states = [s.float() for s in states]
+            if backward is not None:
+                backward = ([s.float() for s in backward[0]], *backward[1:])
+            return _run(kind, x.float(), states, weights, options, activation_name, training, backward, cache)
+    return _run(kind, x, states, weights, options, activation_name, training, backward, cache)
+
+
+def _run(kind, x, states, weights, options, activation_name, training, backward, cache):
     params = native_weights(kind, weights, cache)
     has_bias = len(params) == 4
     hx = _stack_states(kind, states, None if backward is None else backward[0])
@@ -297,11 +311,11 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
 
     On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
     4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
-    SimpleRNN's two-op loop (``cpu_loops``) beats ATen's packed loop even in inference
-    (B-SimpleRNN-mask predict 1.15x). The unpacked run also computes the padded steps and
-    discards them; it cannot give an LSTM's cell
-    state at each row's last token, and a relu SimpleRNN could overflow over long padding,
-    so those keep packed sequences, as does CUDA (cuDNN runs packed sequences natively).
+    SimpleRNN's two-op loop (``cpu_loops``) beats ATen's packed loop in inference too. The
+    unpacked run also computes the padded steps and discards them; it cannot give an
+    LSTM's cell state at each row's last token, and a relu SimpleRNN could overflow over
+    long padding, so those keep packed sequences, as does CUDA (cuDNN runs packed
+    sequences natively).
     """
     if x.device.type != "cpu" or (kind == "simple_rnn" and activation_name == "relu"):
         return False
