@@ -761,7 +761,8 @@ def _peak_rss_bytes():
 
 
 def worker_memory(args):
-    """Peak RSS of training one B workload for ``--memory-steps`` steps, in a fresh process."""
+    """Peak RSS of training one B workload, and RSS growth over ``--memory-steps`` steps after
+    ``--memory-warmup`` steps, in a fresh process."""
     import torch
 
     framework, name = args.memory_target.split(":")
@@ -771,12 +772,13 @@ def worker_memory(args):
     baseline = _rss_bytes()  # everything imported and built, nothing trained yet
     cuda = str(args.device).startswith("cuda")
     rss, gpu = [], []
-    for _ in range(args.memory_steps):
+    for _ in range(args.memory_warmup + args.memory_steps):
         runner.train()
         rss.append(_rss_bytes())
         if cuda:
             gpu.append(torch.cuda.memory_allocated())
-    warm = min(20, len(rss) - 1)
+    # the allocator settles over the first tens of steps (glibc extends its heap once or twice)
+    warm = min(args.memory_warmup, len(rss) - 1)
     tail = np.asarray(rss[warm:], dtype=np.float64)
     # first and last tenth of the steps after warm-up, each by its median: one step's
     # allocator spike (RSS moves by tens of MB as glibc maps and trims) is not growth
@@ -784,7 +786,7 @@ def worker_memory(args):
     growth = float(np.median(tail[-window:]) - np.median(tail[:window]))
     slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 2 else 0.0
     result = {"framework": framework, "workload": name, "batch": batch, "steps": steps,
-              "train_steps": len(rss), "baseline_rss_mb": baseline / 2**20,
+              "train_steps": len(rss) - warm, "warmup_steps": warm, "baseline_rss_mb": baseline / 2**20,
               "peak_rss_mb": _peak_rss_bytes() / 2**20,
               "rss_after_warmup_mb": rss[warm] / 2**20, "rss_final_mb": rss[-1] / 2**20,
               "growth_mb": growth / 2**20, "slope_kb_per_step": slope / 1024,
@@ -818,7 +820,8 @@ def bench_memory(args):
     targets = [f"{fw}:{name}" for name in args.memory_workloads for fw in ("torch", "rnnkit")
                if fw in args.frameworks]
     for target in targets:
-        print(f"[memory] {target}: {args.memory_steps} training steps in a fresh process", flush=True)
+        print(f"[memory] {target}: {args.memory_warmup} + {args.memory_steps} training steps in a fresh process",
+              flush=True)
         result = run_worker_subprocess(args, "memory", extra_args=["--memory-target", target],
                                        timeout=args.worker_timeout)
         result.setdefault("target", target)
@@ -1037,13 +1040,15 @@ def write_markdown(results, path):
                                    f"`{r['error']}`" for r in errors] + [""]
     if results.get("memory"):
         md += ["## Memory: training workload B", "",
-               "| framework | workload | steps | peak RSS MB | RSS before training MB | RSS after warm-up MB "
+               "| framework | workload | steps measured (warm-up) | peak RSS MB | RSS before training MB "
+               "| RSS after warm-up MB "
                "| growth after warm-up MB | slope KB/step | no growth |", "|---|---|---|---|---|---|---|---|---|"]
         for m in results["memory"]:
             if "peak_rss_mb" not in m:
                 md.append(f"| {m.get('target')} | skipped: {m.get('skipped')} | | | | | | | |")
                 continue
-            md.append(f"| {m['framework']} | {m['workload']} | {m['train_steps']} | {m['peak_rss_mb']:.0f} | "
+            md.append(f"| {m['framework']} | {m['workload']} | {m['train_steps']} "
+                      f"({m.get('warmup_steps', 20)}) | {m['peak_rss_mb']:.0f} | "
                       f"{m['baseline_rss_mb']:.0f} | {m['rss_after_warmup_mb']:.0f} | {m['growth_mb']:+.1f} | "
                       f"{m['slope_kb_per_step']:+.1f} | "
                       f"{'yes' if m['no_growth'] else 'NO'} |")
@@ -1149,7 +1154,8 @@ def parse_args(argv):
     p.add_argument("--flush-denormal", action="store_true",
                    help="torch.set_flush_denormal(True) in every process before any work (all frameworks)")
     p.add_argument("--memory", action="store_true", help="peak RSS and growth over training steps of B")
-    p.add_argument("--memory-steps", type=int, default=200)
+    p.add_argument("--memory-steps", type=int, default=200, help="training steps measured for growth")
+    p.add_argument("--memory-warmup", type=int, default=50, help="training steps before those")
     p.add_argument("--memory-workloads", type=lambda s: s.split(","), default=["B-LSTM", "B-LSTM-mask"])
     p.add_argument("--memory-tolerance-mb", type=float, default=8.0,
                    help="RSS growth after warm-up counted as 'no growth' (allocator noise)")
