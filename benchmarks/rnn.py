@@ -1251,6 +1251,7 @@ def main(argv=None):
                 results["keras"][framework] = child.info
                 if "skipped" in child.info:
                     print(f"[{framework}] skipped: {child.info['skipped']}", flush=True)
+                    child.close()
                 else:
                     children[framework] = child
         frameworks = [fw for fw in args.frameworks if fw in RUNNERS or fw in children]
