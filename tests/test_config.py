@@ -1,11 +1,11 @@
 """Process settings rnnkit makes on import: freed memory kept for reuse (glibc)."""
-import ctypes
-import ctypes.util
 import json
 import subprocess
 import sys
 
 import pytest
+
+from rnnkit.config import _glibc_mallopt
 
 PROGRAM = """
 import json, resource, torch, rnnkit
@@ -26,15 +26,7 @@ def _run(env_value):
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _glibc():
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").gnu_get_libc_version
-        return True
-    except (OSError, AttributeError):
-        return False
-
-
-@pytest.mark.skipif(not _glibc(), reason="the setting applies to glibc only")
+@pytest.mark.skipif(_glibc_mallopt() is None, reason="the setting applies to glibc only")
 def test_freed_workspace_is_reused_instead_of_faulted_in_again():
     kept, faults = _run("1")
     assert kept is True

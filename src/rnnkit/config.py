@@ -54,17 +54,23 @@ _GLIBC_M_TRIM_THRESHOLD, _GLIBC_M_MMAP_THRESHOLD = -1, -3
 _KEPT_FREED_BYTES = 1 << 30
 
 
-def _keep_freed_memory_by_default():
-    """True if glibc now keeps freed blocks below 1 GiB for reuse; False where that is off or not glibc."""
-    if os.environ.get("RNNKIT_KEEP_FREED_MEMORY", "1") == "0":
-        return False
+def _glibc_mallopt():
+    """glibc's ``mallopt``, or None off glibc (musl and others number its options differently)."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.gnu_get_libc_version
         mallopt = libc.mallopt
-        libc.gnu_get_libc_version  # glibc's mallopt numbering; musl and others differ
     except (OSError, AttributeError):
-        return False
+        return None
     mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return mallopt
+
+
+def _keep_freed_memory_by_default():
+    """True if glibc now keeps freed blocks below 1 GiB for reuse; False where that is off or not glibc."""
+    mallopt = _glibc_mallopt()
+    if mallopt is None or os.environ.get("RNNKIT_KEEP_FREED_MEMORY", "1") == "0":
+        return False
     return bool(mallopt(_GLIBC_M_MMAP_THRESHOLD, _KEPT_FREED_BYTES) and
                 mallopt(_GLIBC_M_TRIM_THRESHOLD, _KEPT_FREED_BYTES))
 

@@ -65,8 +65,8 @@ class _SimpleRNNLoop(torch.autograd.Function):
         x_tm, hs = _project(x, w_ih, bias)  # a_t without the recurrent term; the loop adds it in place
         activate = torch.relu_ if relu else torch.tanh_
         w_hh_t, h = w_hh.t(), h0
-        for t in range(hs.shape[0]):
-            h = activate(hs[t].addmm_(h, w_hh_t))
+        for a_t in hs.unbind(0):
+            h = activate(a_t.addmm_(h, w_hh_t))
         ctx.set_materialize_grads(False)
         ctx.relu, ctx.has_bias = relu, bias is not None
         ctx.save_for_backward(x_tm, h0, w_ih, w_hh, hs)
@@ -81,13 +81,11 @@ class _SimpleRNNLoop(torch.autograd.Function):
         dh = d_last if d_last is not None else hs.new_zeros(batch, units)
         # da_t = dout_t * slope_t + dh_t * slope_t, dh_{t-1} = da_t W_hh: two ops per step
         if d_out is None:
-            da = torch.empty_like(hs)
-            for t in range(steps - 1, -1, -1):
-                dh = torch.mul(dh, slope[t], out=da[t]).mm(w_hh)
+            da = torch.zeros_like(hs)
         else:
             da = torch.mul(slope, d_out.transpose(0, 1), out=torch.empty_like(hs))
-            for t in range(steps - 1, -1, -1):
-                dh = da[t].addcmul_(dh, slope[t]).mm(w_hh)
+        for da_t, slope_t in zip(reversed(da.unbind(0)), reversed(slope.unbind(0))):
+            dh = da_t.addcmul_(dh, slope_t).mm(w_hh)
         d_w_ih, d_w_hh = _input_weight_grad(da, x_tm), _recurrent_weight_grad(da, h0, hs)
         d_bias = da.sum((0, 1)) if ctx.has_bias else None
         d_x = da.matmul(w_ih).transpose(0, 1) if ctx.needs_input_grad[0] else None

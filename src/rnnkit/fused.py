@@ -162,7 +162,7 @@ def _run(kind, x, states, weights, options, activation_name, training, backward,
             mask, layout = mask.flip(1), {"right": "left", "left": "right"}[layout]
     fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     unpacked_fn = fn
-    if kind == "simple_rnn" and x.device.type == "cpu" and not torch.is_autocast_enabled("cpu"):
+    if kind == "simple_rnn" and x.device.type == "cpu":  # run() has turned CPU autocast off for it
         unpacked_fn = functools.partial(cpu_loops.simple_rnn, relu=activation_name == "relu")
     bidirectional = backward is not None
     if mask is None:
