@@ -492,20 +492,11 @@ class KerasChild:
         env = {"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "2", "RNNKIT_KEEP_FREED_MEMORY": "0"}
         if not str(args.device).startswith("cuda"):
             env["CUDA_VISIBLE_DEVICES"] = ""
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            context = multiprocessing.get_context("spawn")
-            self.conn, child_conn = context.Pipe()
-            self.process = context.Process(target=_keras_child_main, daemon=True,
-                                           args=(child_conn, args.threads, args.flush_denormal))
-            self.process.start()
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        context = multiprocessing.get_context("spawn")
+        self.conn, child_conn = context.Pipe()
+        self.process = context.Process(target=_keras_child_main, daemon=True,
+                                       args=(child_conn, env, args.threads, args.flush_denormal))
+        self.process.start()
         print(f"[{framework}] started a child process (KERAS_BACKEND={backend})", flush=True)
         self.info.update(self.request("hello"))
 
@@ -555,8 +546,9 @@ class RemoteKerasRunner:
         return {}
 
 
-def _keras_child_main(conn, threads, flush_denormal):
+def _keras_child_main(conn, env, threads, flush_denormal):
     """The child's loop: build a KerasRunner, then run and time one step per request."""
+    os.environ.update(env)  # before keras (and anything that reads these) is imported
     info, runner = {}, None
     try:
         import keras
