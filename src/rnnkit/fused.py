@@ -11,7 +11,9 @@ Keras-layout weights are mapped to the kernels' layout here:
 
 On the CPU an unmasked or right-padded SimpleRNN runs ``rnnkit.cpu_loops.simple_rnn``
 instead of ``torch.rnn_tanh`` / ``torch.rnn_relu`` (same signature, hand-written
-back-propagation through time; ATen's own loop records every step for autograd).
+back-propagation through time; ATen's own loop records every step for autograd), and a
+float32 GRU runs rnnkit's native kernel ``rnnkit.cpu_kernels.gru`` instead of ``torch.gru``
+where it could be built (same signature; ATen's loop otherwise).
 
 Under ``torch.no_grad`` / ``inference_mode`` the converted weights are cached per
 parameter version, so repeated ``predict`` batches do not convert again; an optimizer
@@ -25,7 +27,7 @@ import warnings
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from . import cpu_loops
+from . import cpu_kernels, cpu_loops
 
 _KERNELS = {"lstm": torch.lstm, "gru": torch.gru}
 
@@ -164,6 +166,8 @@ def _run(kind, x, states, weights, options, activation_name, training, backward,
     unpacked_fn = fn
     if kind == "simple_rnn" and x.device.type == "cpu":  # run() has turned CPU autocast off for it
         unpacked_fn = functools.partial(cpu_loops.simple_rnn, relu=activation_name == "relu")
+    elif kind == "gru" and cpu_kernels.supports(x, params):
+        unpacked_fn = cpu_kernels.gru
     bidirectional = backward is not None
     if mask is None:
         out, h_n = _call(unpacked_fn, kind, x, hx, params, has_bias, training, bidirectional)
@@ -311,9 +315,9 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
 
     On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
     4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
-    SimpleRNN's two-op loop (``cpu_loops``) beats ATen's packed loop in inference too. The
-    unpacked run also computes the padded steps and discards them; it cannot give an
-    LSTM's cell state at each row's last token, and a relu SimpleRNN could overflow over
+    SimpleRNN's two-op loop (``cpu_loops``) and the native GRU (``cpu_kernels``) beat ATen's
+    packed loops in inference too. The unpacked run also computes the padded steps and
+    discards them; it cannot give an LSTM's cell state at each row's last token, and a relu SimpleRNN could overflow over
     long padding, so those keep packed sequences, as does CUDA (cuDNN runs packed
     sequences natively).
     """
@@ -322,8 +326,8 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
     if kind == "lstm" and options.needs_final_cell:
         return False
     autograd = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-    if not autograd and kind == "gru":  # inference: ATen's GRU loop is no faster unpacked
-        return False
+    if not autograd and kind == "gru" and not cpu_kernels.supports(x, params):
+        return False  # inference: ATen's own GRU loop is no faster unpacked
     return int(lengths.sum()) * 10 >= lengths.numel() * x.shape[1]  # at least 10 % real steps
 
 

@@ -1,0 +1,189 @@
+"""rnnkit's native CPU GRU: ``cpu_kernels.c``, compiled on first use and called via ctypes.
+
+ATen's GRU loop runs eight small tensor ops per step; for layers of tens of units the op
+dispatch, not the arithmetic, is its cost. The C kernel runs each step as one MKL
+``sgemm`` (the BLAS PyTorch itself links) and one fused loop over the gates, and splits
+the batch across threads (rows are independent, so the threads never wait for each
+other). Forward and back-propagation through time each are one call; the input
+projection and the weight gradients are single matrix products over all steps, in torch.
+
+It is compiled once per machine with the system C compiler (``cc``, or ``$CC``) into
+``$RNNKIT_HOME/native`` (default ``~/.cache/rnnkit/native``), about a second. Where that
+fails (no compiler, not Linux, a torch without MKL) the GRU stays on ATen's kernel and
+:func:`unavailable_reason` says why. ``RNNKIT_NATIVE=0`` turns it off.
+"""
+import ctypes
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+_SOURCE = Path(__file__).with_name("cpu_kernels.c")
+_library = None
+_failure = None
+_FLOAT_P = ctypes.POINTER(ctypes.c_float)
+
+
+def unavailable_reason():
+    """None if the native kernels are loaded (building them if needed), else why not."""
+    _load()
+    return _failure
+
+
+def available():
+    return unavailable_reason() is None
+
+
+def _cache_dir():
+    home = os.environ.get("RNNKIT_HOME") or os.path.join(os.path.expanduser("~"), ".cache", "rnnkit")
+    return Path(home) / "native"
+
+
+def _cpu_signature():
+    """The CPU's feature flags: the library is built with ``-march=native`` for this CPU."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return ""
+
+
+def _build(target, compiler, torch_lib, vector_math):
+    flags = ["-O3", "-march=native", "-fno-math-errno", "-fopenmp-simd", "-shared", "-fPIC", "-pthread"]
+    if vector_math:
+        flags += ["-DRNNKIT_VECTOR_MATH"]
+    libs = [f"-L{torch_lib}", "-ltorch_cpu", f"-Wl,-rpath,{torch_lib}", "-lm"] + (["-lmvec"] if vector_math else [])
+    fd, partial = tempfile.mkstemp(dir=target.parent, suffix=".so.partial")
+    os.close(fd)
+    try:
+        result = subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, *libs],
+                                capture_output=True, text=True, timeout=120)
+        if result.returncode != 0:
+            raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "compiler failed")
+        os.replace(partial, target)  # atomic: a concurrent build or reader never sees half a library
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
+
+
+def _load():
+    global _library, _failure
+    if _library is not None or _failure is not None:
+        return
+    if os.environ.get("RNNKIT_NATIVE", "1") == "0":
+        _failure = "turned off by RNNKIT_NATIVE=0"
+        return
+    if not sys.platform.startswith("linux") or not torch.backends.mkl.is_available():
+        _failure = "needs Linux and a PyTorch build with MKL"
+        return
+    compiler = os.environ.get("CC", "cc")
+    torch_lib = str(Path(torch.__file__).parent / "lib")
+    key = hashlib.sha256(b"\0".join([_SOURCE.read_bytes(), compiler.encode(), torch_lib.encode(),
+                                     torch.__version__.encode(), _cpu_signature().encode()])).hexdigest()[:16]
+    target = _cache_dir() / f"cpu_kernels-{key}.so"
+    errors = []
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        for vector_math in (True, False):  # libmvec (glibc's SIMD exp/tanh) if the compiler finds it
+            try:
+                _build(target, compiler, torch_lib, vector_math)
+                break
+            except (OSError, subprocess.SubprocessError) as error:
+                errors.append(str(error))
+    try:
+        library = ctypes.CDLL(str(target))
+    except OSError as error:
+        _failure = f"could not build the native CPU kernels with '{compiler}': {errors[-1] if errors else error}"
+        return
+    library.rnnkit_gru_forward.argtypes = [ctypes.c_int] * 3 + [_FLOAT_P] * 6 + [ctypes.c_int]
+    library.rnnkit_gru_backward.argtypes = [ctypes.c_int] * 3 + [_FLOAT_P] * 9 + [ctypes.c_int]
+    library.rnnkit_gru_forward.restype = library.rnnkit_gru_backward.restype = ctypes.c_int
+    _library = library
+
+
+def _ptr(t):
+    return None if t is None else ctypes.cast(t.data_ptr(), _FLOAT_P)
+
+
+def _threads(batch):
+    """One block of rows per thread, at least 8 rows each (smaller blocks waste the sgemm)."""
+    return max(1, min(torch.get_num_threads(), batch // 8))
+
+
+def supports(x, params):
+    """Whether :func:`gru` computes this call natively (float32 CPU tensors)."""
+    return x.device.type == "cpu" and x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in params) \
+        and available()
+
+
+def gru(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first):
+    """``torch.gru``'s call (one layer, batch first, float32 CPU) over the native kernel."""
+    if not available():
+        raise RuntimeError(f"rnnkit's native GRU is not available: {_failure}")
+    directions = 2 if bidirectional else 1
+    per_direction = len(params) // directions
+    outs, finals = [], []
+    for d in range(directions):
+        w_ih, w_hh, *biases = params[d * per_direction:(d + 1) * per_direction]
+        b_ih, b_hh = biases if has_bias else (None, None)
+        x_tm = (x if d == 0 else x.flip(1)).transpose(0, 1).reshape(-1, x.shape[-1])
+        # x_t W_ih^T + b_ih for all steps at once: (time, batch, 3 units)
+        xp = (x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())).view(x.shape[1], x.shape[0], -1)
+        hs, h = _GRULoop.apply(xp, hx[d], w_hh, b_hh)
+        out = hs.transpose(0, 1)
+        outs.append(out if d == 0 else out.flip(1))
+        finals.append(h)
+    out = outs[0] if directions == 1 else torch.cat(outs, dim=-1)
+    return out, torch.stack(finals)
+
+
+def _check(status):
+    if status != 0:
+        raise MemoryError("rnnkit's native GRU could not allocate its per-thread workspace")
+
+
+class _GRULoop(torch.autograd.Function):
+    """(xp (T, B, 3H), h0, w_hh, b_hh) -> (h_t for all t, time-major; h_T), in C."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh):
+        xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
+        b_hh = None if b_hh is None else b_hh.contiguous()
+        steps, batch, gates = xp.shape
+        units = gates // 3
+        hs = xp.new_empty(steps, batch, units)
+        training = any(ctx.needs_input_grad)
+        saved = xp.new_empty(steps, batch, 4 * units) if training else None
+        _check(_library.rnnkit_gru_forward(steps, batch, units, _ptr(xp), _ptr(w_hh), _ptr(b_hh), _ptr(h0), _ptr(hs),
+                                           _ptr(saved), _threads(batch)))
+        ctx.set_materialize_grads(False)
+        ctx.has_bias = b_hh is not None
+        if training:
+            ctx.save_for_backward(h0, w_hh, hs, saved)
+        return hs, hs[-1].clone()
+
+    @staticmethod
+    def backward(ctx, d_hs, d_last):
+        h0, w_hh, hs, saved = ctx.saved_tensors
+        steps, batch, units = hs.shape
+        d_hs = None if d_hs is None else d_hs.contiguous()
+        d_last = None if d_last is None else d_last.contiguous()
+        d_xp = hs.new_empty(steps, batch, 3 * units)
+        d_hp = torch.empty_like(d_xp)
+        d_h0 = torch.empty_like(h0)
+        _check(_library.rnnkit_gru_backward(steps, batch, units, _ptr(w_hh), _ptr(h0), _ptr(hs), _ptr(saved),
+                                            _ptr(d_hs), _ptr(d_last), _ptr(d_xp), _ptr(d_hp), _ptr(d_h0),
+                                            _threads(batch)))
+        flat = d_hp.view(steps * batch, 3 * units)
+        # dW_hh = sum_t dhp_t^T h_{t-1} (h_{-1} = h0): two matrix products over all steps
+        d_w_hh = flat[:batch].t().mm(h0)
+        if steps > 1:
+            d_w_hh += flat[batch:].t().mm(hs[:-1].reshape(-1, units))
+        d_b_hh = flat.sum(0) if ctx.has_bias else None
+        return d_xp, d_h0, d_w_hh, d_b_hh
