@@ -1,16 +1,18 @@
-"""rnnkit's native CPU GRU: ``cpu_kernels.c``, compiled on first use and called via ctypes.
+"""rnnkit's native CPU GRU and SimpleRNN: ``cpu_kernels.c``, compiled on first use, called via ctypes.
 
-ATen's GRU loop runs eight small tensor ops per step; for layers of tens of units the op
-dispatch, not the arithmetic, is its cost. The C kernel runs each step as one MKL
-``sgemm`` (the BLAS PyTorch itself links) and one fused loop over the gates, and splits
-the batch across threads (rows are independent, so the threads never wait for each
-other). Forward and back-propagation through time each are one call; the input
-projection and the weight gradients are single matrix products over all steps, in torch.
+ATen's GRU loop runs eight small tensor ops per step (its SimpleRNN two, plus autograd
+records for each); for layers of tens of units the op dispatch, not the arithmetic, is
+the cost. The C kernels run each step as one MKL ``sgemm`` on pre-packed weights (the
+BLAS PyTorch itself links) and one fused loop over the gates, and split the batch across
+threads (rows are independent, so the threads never wait for each other). Forward and
+back-propagation through time are one call each; the input projection and the weight
+gradients are single matrix products over all steps, in torch, so autograd handles them.
 
 It is compiled once per machine with the system C compiler (``cc``, or ``$CC``) into
 ``$RNNKIT_HOME/native`` (default ``~/.cache/rnnkit/native``), about a second. Where that
-fails (no compiler, not Linux, a torch without MKL) the GRU stays on ATen's kernel and
-:func:`unavailable_reason` says why. ``RNNKIT_NATIVE=0`` turns it off.
+fails (no compiler, not Linux, a torch without MKL) the fused path uses ATen's GRU and
+``rnnkit.cpu_loops``' SimpleRNN, and :func:`unavailable_reason` says why.
+``RNNKIT_NATIVE=0`` turns the native kernels off.
 """
 import ctypes
 import hashlib
@@ -101,9 +103,9 @@ def _load():
     except OSError as error:
         _failure = f"could not build the native CPU kernels with '{compiler}': {errors[-1] if errors else error}"
         return
-    library.rnnkit_gru_forward.argtypes = [ctypes.c_int] * 3 + [_FLOAT_P] * 6 + [ctypes.c_int]
-    library.rnnkit_gru_backward.argtypes = [ctypes.c_int] * 3 + [_FLOAT_P] * 9 + [ctypes.c_int]
-    library.rnnkit_gru_forward.restype = library.rnnkit_gru_backward.restype = ctypes.c_int
+    library.rnnkit_forward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 6 + [ctypes.c_int]
+    library.rnnkit_backward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 9 + [ctypes.c_int]
+    library.rnnkit_forward.restype = library.rnnkit_backward.restype = ctypes.c_int
     _library = library
 
 
@@ -116,26 +118,42 @@ def _threads(batch):
     return max(1, min(torch.get_num_threads(), batch // 8))
 
 
+_GRU, _RNN_TANH, _RNN_RELU = range(3)  # the kinds in cpu_kernels.c
+
+
 def supports(x, params):
-    """Whether :func:`gru` computes this call natively (float32 CPU tensors)."""
+    """Whether the native kernels compute this call (float32 CPU tensors, kernels built)."""
     return x.device.type == "cpu" and x.dtype == torch.float32 and all(p.dtype == torch.float32 for p in params) \
         and available()
 
 
 def gru(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first):
-    """``torch.gru``'s call (one layer, batch first, float32 CPU) over the native kernel."""
+    """``torch.gru``'s call (one layer, batch first) on the native kernel."""
+    return _layer(_GRU, x, hx, params, has_bias, bidirectional)
+
+
+def simple_rnn(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first, relu=False):
+    """``torch.rnn_tanh``'s (``relu=True``: ``torch.rnn_relu``'s) call on the native kernel."""
+    return _layer(_RNN_RELU if relu else _RNN_TANH, x, hx, params, has_bias, bidirectional)
+
+
+def _layer(kind, x, hx, params, has_bias, bidirectional):
+    """One layer, one or two directions; ``hx`` (directions, batch, units). Returns the outputs
+    (batch, time, directions * units) and the final states (directions, batch, units)."""
     if not available():
-        raise RuntimeError(f"rnnkit's native GRU is not available: {_failure}")
+        raise RuntimeError(f"rnnkit's native CPU kernels are not available: {_failure}")
     directions = 2 if bidirectional else 1
     per_direction = len(params) // directions
     outs, finals = [], []
     for d in range(directions):
         w_ih, w_hh, *biases = params[d * per_direction:(d + 1) * per_direction]
         b_ih, b_hh = biases if has_bias else (None, None)
+        if kind != _GRU and b_ih is not None:  # a SimpleRNN's two biases both add to the input projection
+            b_ih, b_hh = b_ih + b_hh, None
         x_tm = (x if d == 0 else x.flip(1)).transpose(0, 1).reshape(-1, x.shape[-1])
-        # x_t W_ih^T + b_ih for all steps at once: (time, batch, 3 units)
+        # x_t W_ih^T + b for all steps at once: (time, batch, gates * units)
         xp = (x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())).view(x.shape[1], x.shape[0], -1)
-        hs, h = _GRULoop.apply(xp, hx[d], w_hh, b_hh)
+        hs, h = _Recurrence.apply(kind, xp, hx[d], w_hh, b_hh)
         out = hs.transpose(0, 1)
         outs.append(out if d == 0 else out.flip(1))
         finals.append(h)
@@ -145,25 +163,25 @@ def gru(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batc
 
 def _check(status):
     if status != 0:
-        raise MemoryError("rnnkit's native GRU could not allocate its per-thread workspace")
+        raise MemoryError("rnnkit's native CPU kernel could not allocate its per-thread workspace")
 
 
-class _GRULoop(torch.autograd.Function):
-    """(xp (T, B, 3H), h0, w_hh, b_hh) -> (h_t for all t, time-major; h_T), in C."""
+class _Recurrence(torch.autograd.Function):
+    """(kind, xp (T, B, gates*H), h0, w_hh, b_hh or None) -> (h_t for all t, time-major; h_T),
+    computed in C, forward and backward."""
 
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh):
+    def forward(ctx, kind, xp, h0, w_hh, b_hh):
         xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
         b_hh = None if b_hh is None else b_hh.contiguous()
-        steps, batch, gates = xp.shape
-        units = gates // 3
+        steps, batch, units = xp.shape[0], xp.shape[1], w_hh.shape[1]
         hs = xp.new_empty(steps, batch, units)
         training = any(ctx.needs_input_grad)
-        saved = xp.new_empty(steps, batch, 4 * units) if training else None
-        _check(_library.rnnkit_gru_forward(steps, batch, units, _ptr(xp), _ptr(w_hh), _ptr(b_hh), _ptr(h0), _ptr(hs),
-                                           _ptr(saved), _threads(batch)))
+        saved = xp.new_empty(steps, batch, 4 * units) if training and kind == _GRU else None
+        _check(_library.rnnkit_forward(kind, steps, batch, units, _ptr(xp), _ptr(w_hh), _ptr(b_hh), _ptr(h0),
+                                       _ptr(hs), _ptr(saved), _threads(batch)))
         ctx.set_materialize_grads(False)
-        ctx.has_bias = b_hh is not None
+        ctx.kind, ctx.has_bias = kind, b_hh is not None
         if training:
             ctx.save_for_backward(h0, w_hh, hs, saved)
         return hs, hs[-1].clone()
@@ -174,16 +192,16 @@ class _GRULoop(torch.autograd.Function):
         steps, batch, units = hs.shape
         d_hs = None if d_hs is None else d_hs.contiguous()
         d_last = None if d_last is None else d_last.contiguous()
-        d_xp = hs.new_empty(steps, batch, 3 * units)
-        d_hp = torch.empty_like(d_xp)
+        d_xp = hs.new_empty(steps, batch, w_hh.shape[0])
+        d_hp = torch.empty_like(d_xp) if ctx.kind == _GRU else None  # other kinds: dL/dxp is dL/d(h W_hh^T)
         d_h0 = torch.empty_like(h0)
-        _check(_library.rnnkit_gru_backward(steps, batch, units, _ptr(w_hh), _ptr(h0), _ptr(hs), _ptr(saved),
-                                            _ptr(d_hs), _ptr(d_last), _ptr(d_xp), _ptr(d_hp), _ptr(d_h0),
-                                            _threads(batch)))
-        flat = d_hp.view(steps * batch, 3 * units)
+        _check(_library.rnnkit_backward(ctx.kind, steps, batch, units, _ptr(w_hh), _ptr(h0), _ptr(hs), _ptr(saved),
+                                        _ptr(d_hs), _ptr(d_last), _ptr(d_xp), _ptr(d_hp), _ptr(d_h0),
+                                        _threads(batch)))
+        flat = (d_xp if d_hp is None else d_hp).view(steps * batch, -1)
         # dW_hh = sum_t dhp_t^T h_{t-1} (h_{-1} = h0): two matrix products over all steps
         d_w_hh = flat[:batch].t().mm(h0)
         if steps > 1:
             d_w_hh += flat[batch:].t().mm(hs[:-1].reshape(-1, units))
         d_b_hh = flat.sum(0) if ctx.has_bias else None
-        return d_xp, d_h0, d_w_hh, d_b_hh
+        return None, d_xp, d_h0, d_w_hh, d_b_hh

@@ -1,4 +1,4 @@
-"""SimpleRNN on the CPU: whole sequences with back-propagation through time written out.
+"""SimpleRNN on the CPU in torch ops: whole sequences with back-propagation through time written out.
 
 ATen has no fused CPU kernel for this cell (oneDNN serves the LSTM): it runs it as a loop
 of autograd-recorded ops, and for layers of tens of units that bookkeeping, not arithmetic,
@@ -9,8 +9,8 @@ over all steps. Same weight layout and results as ``torch.rnn_tanh`` / ``torch.r
 checked against the step-by-step reference in ``rnnkit.recurrence`` and by
 ``torch.autograd.gradcheck``.
 
-The GRU was tried the same way (eight ops per step forward, fourteen backward) and was no
-faster than ATen's loop on the benchmark's shapes, so it stays there.
+The fused path uses it for float64, and where rnnkit's native kernels
+(``rnnkit.cpu_kernels``, faster still) could not be built.
 """
 import torch
 

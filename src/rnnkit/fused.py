@@ -9,11 +9,12 @@ Keras-layout weights are mapped to the kernels' layout here:
 * Keras's single bias -> bias_ih, with a zero bias_hh (SimpleRNN, LSTM)
 * GRU (reset_after=True) gates z, r, h -> PyTorch's r, z, n; bias rows -> bias_ih, bias_hh
 
-On the CPU an unmasked or right-padded SimpleRNN runs ``rnnkit.cpu_loops.simple_rnn``
-instead of ``torch.rnn_tanh`` / ``torch.rnn_relu`` (same signature, hand-written
-back-propagation through time; ATen's own loop records every step for autograd), and a
-float32 GRU runs rnnkit's native kernel ``rnnkit.cpu_kernels.gru`` instead of ``torch.gru``
-where it could be built (same signature; ATen's loop otherwise).
+On the CPU, float32 GRUs and SimpleRNNs (unmasked or right-padded) run rnnkit's native
+kernels (``rnnkit.cpu_kernels``: C, one sgemm and one fused gate loop per step, batch
+split across threads) instead of ``torch.gru`` / ``torch.rnn_tanh`` / ``torch.rnn_relu``,
+with the same signatures. Where those could not be built, the GRU stays on ATen and the
+SimpleRNN runs ``rnnkit.cpu_loops`` (hand-written back-propagation through time in torch
+ops; ATen's own loop records every step for autograd), as float64 SimpleRNNs do.
 
 Under ``torch.no_grad`` / ``inference_mode`` the converted weights are cached per
 parameter version, so repeated ``predict`` batches do not convert again; an optimizer
@@ -165,7 +166,8 @@ def _run(kind, x, states, weights, options, activation_name, training, backward,
     fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     unpacked_fn = fn
     if kind == "simple_rnn" and x.device.type == "cpu":  # run() has turned CPU autocast off for it
-        unpacked_fn = functools.partial(cpu_loops.simple_rnn, relu=activation_name == "relu")
+        loop = cpu_kernels.simple_rnn if cpu_kernels.supports(x, params) else cpu_loops.simple_rnn
+        unpacked_fn = functools.partial(loop, relu=activation_name == "relu")
     elif kind == "gru" and cpu_kernels.supports(x, params):
         unpacked_fn = cpu_kernels.gru
     bidirectional = backward is not None
@@ -315,8 +317,8 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
 
     On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
     4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
-    SimpleRNN's two-op loop (``cpu_loops``) and the native GRU (``cpu_kernels``) beat ATen's
-    packed loops in inference too. The unpacked run also computes the padded steps and
+    native kernels (``cpu_kernels``) and the SimpleRNN's two-op loop (``cpu_loops``) beat
+    ATen's packed loops in inference too. The unpacked run also computes the padded steps and
     discards them; it cannot give an LSTM's cell state at each row's last token, and a relu SimpleRNN could overflow over
     long padding, so those keep packed sequences, as does CUDA (cuDNN runs packed
     sequences natively).
