@@ -129,6 +129,17 @@ def test_native_kernel_equals_aten_bidirectional(cell, threads, use_bias):
         torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_empty_batch(cell):
+    _, _, native = ATEN[cell]
+    params = [p.requires_grad_(True) for p in torch.nn.GRU(2, 5, batch_first=True)._flat_weights] \
+        if cell == "gru" else [p.requires_grad_(True) for p in torch.nn.RNN(2, 5, batch_first=True)._flat_weights]
+    out, h = native(torch.zeros(0, 4, 2), torch.zeros(1, 0, 5), params, True, 1, 0.0, True, False, True)
+    assert out.shape == (0, 4, 5) and h.shape == (1, 0, 5)
+    out.sum().backward()
+    assert all(p.grad is not None and not p.grad.any() for p in params)
+
+
 def test_inference_keeps_nothing_for_backward():
     x = torch.randn(3, 4, 2)
     params = list(torch.nn.GRU(2, 5, batch_first=True)._flat_weights)

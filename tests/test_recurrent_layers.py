@@ -233,6 +233,7 @@ def test_variable_time_length_between_calls():
 @pytest.mark.parametrize("bad,message", [
     (torch.randn(2, 3), "3-D input"),
     (torch.randn(2, 5, 7), "last dimension 3"),
+    (torch.randn(2, 0, 3), "no time steps"),
 ])
 def test_bad_input_shapes_name_layer_and_shapes(bad, message):
     layer = SimpleRNN(4, name="my_rnn")

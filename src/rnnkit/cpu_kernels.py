@@ -91,9 +91,9 @@ def _load():
     target = _cache_dir() / f"cpu_kernels-{key}.so"
     errors = []
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
         for vector_math in (True, False):  # libmvec (glibc's SIMD exp/tanh) if the compiler finds it
             try:
+                target.parent.mkdir(parents=True, exist_ok=True)
                 _build(target, compiler, torch_lib, vector_math)
                 break
             except (OSError, subprocess.SubprocessError) as error:
@@ -152,7 +152,8 @@ def _layer(kind, x, hx, params, has_bias, bidirectional):
             b_ih, b_hh = b_ih + b_hh, None
         x_tm = (x if d == 0 else x.flip(1)).transpose(0, 1).reshape(-1, x.shape[-1])
         # x_t W_ih^T + b for all steps at once: (time, batch, gates * units)
-        xp = (x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())).view(x.shape[1], x.shape[0], -1)
+        xp = x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())
+        xp = xp.view(x.shape[1], x.shape[0], w_ih.shape[0])
         hs, h = _Recurrence.apply(kind, xp, hx[d], w_hh, b_hh)
         out = hs.transpose(0, 1)
         outs.append(out if d == 0 else out.flip(1))

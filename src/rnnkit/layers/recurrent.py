@@ -79,6 +79,9 @@ class RecurrentLayer(Layer):
     def forward(self, inputs, mask=None, training=None, initial_state=None):
         self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
         self._check_features(inputs, self._input_dim)
+        if inputs.shape[1] == 0:
+            raise ValueError(f"Layer '{self.name}' got sequences with no time steps (input shape "
+                             f"{tuple(inputs.shape)}); a recurrent layer needs at least one step.")
         if not inputs.is_floating_point():
             inputs = inputs.float()
         training = self.training if training is None else training
