@@ -199,7 +199,7 @@ class _Recurrence(torch.autograd.Function):
         _check(_library.rnnkit_backward(ctx.kind, steps, batch, units, _ptr(w_hh), _ptr(h0), _ptr(hs), _ptr(saved),
                                         _ptr(d_hs), _ptr(d_last), _ptr(d_xp), _ptr(d_hp), _ptr(d_h0),
                                         _threads(batch)))
-        flat = (d_xp if d_hp is None else d_hp).view(steps * batch, -1)
+        flat = (d_xp if d_hp is None else d_hp).view(steps * batch, w_hh.shape[0])
         # dW_hh = sum_t dhp_t^T h_{t-1} (h_{-1} = h0): two matrix products over all steps
         d_w_hh = flat[:batch].t().mm(h0)
         if steps > 1:
