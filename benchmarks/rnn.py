@@ -886,6 +886,9 @@ def machine_facts(args):
 
         facts["rnnkit"] = rnnkit.__version__
         facts["keeps_freed_memory"] = rnnkit.config.KEEPS_FREED_MEMORY
+        from rnnkit import cpu_kernels
+
+        facts["native_cpu_kernels"] = cpu_kernels.unavailable_reason() or "yes"
     except Exception:
         pass
     if torch.cuda.is_available():
@@ -1002,7 +1005,9 @@ def write_markdown(results, path):
            f"- flush denormals: {'on (--flush-denormal, every framework)' if facts.get('flush_denormal') else 'off'}; "
            f"1-minute load average at start: {facts.get('load_average_1min', '?')}",
            "- freed memory kept for reuse (rnnkit's import setting; this process: rnnkit and torch rows): "
-           + {True: "yes", False: "no"}.get(facts.get("keeps_freed_memory"), "?")]
+           + {True: "yes", False: "no"}.get(facts.get("keeps_freed_memory"), "?"),
+           "- rnnkit's native CPU kernels (float32 GRU and SimpleRNN, `rnnkit/cpu_kernels.c`): "
+           + facts.get("native_cpu_kernels", "?")]
     for fw in KERAS_BACKENDS:
         info = results["keras"].get(fw)
         if info:
