@@ -200,3 +200,13 @@ def test_turned_off_by_environment(tmp_path):
     done = subprocess.run([sys.executable, "-c", "from rnnkit import cpu_kernels; print(cpu_kernels.unavailable_reason())"],
                           env=env, capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "turned off by RNNKIT_NATIVE=0", done.stderr
+
+
+def test_a_corrupt_cached_library_is_reported_not_loaded(tmp_path):
+    env = dict(os.environ, RNNKIT_HOME=str(tmp_path))
+    probe = [sys.executable, "-c", "from rnnkit import cpu_kernels; print(cpu_kernels.unavailable_reason())"]
+    assert subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120).stdout.strip() == "None"
+    (library,) = (tmp_path / "native").glob("*.so")
+    library.write_bytes(b"not a shared library")
+    reason = subprocess.run(probe, env=env, capture_output=True, text=True, timeout=120).stdout.strip()
+    assert reason.startswith("could not load the native CPU kernels (delete ") and str(library) in reason, reason

@@ -67,7 +67,8 @@ def _build(target, compiler, torch_lib, vector_math):
         result = subprocess.run([compiler, *flags, str(_SOURCE), "-o", partial, *libs],
                                 capture_output=True, text=True, timeout=120)
         if result.returncode != 0:
-            raise OSError(result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "compiler failed")
+            lines = result.stderr.strip().splitlines() or [f"exit status {result.returncode}"]
+            raise OSError(next((line for line in lines if "error" in line), lines[-1]))
         os.replace(partial, target)  # atomic: a concurrent build or reader never sees half a library
     finally:
         if os.path.exists(partial):
@@ -101,7 +102,10 @@ def _load():
     try:
         library = ctypes.CDLL(str(target))
     except OSError as error:
-        _failure = f"could not build the native CPU kernels with '{compiler}': {errors[-1] if errors else error}"
+        if errors:
+            _failure = f"could not build the native CPU kernels with '{compiler}': {errors[0]}"
+        else:
+            _failure = f"could not load the native CPU kernels (delete {target} to rebuild them): {error}"
         return
     library.rnnkit_forward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 6 + [ctypes.c_int]
     library.rnnkit_backward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 9 + [ctypes.c_int]
