@@ -15,6 +15,7 @@ fails (no compiler, not Linux, a torch without MKL) the fused path uses ATen's G
 ``RNNKIT_NATIVE=0`` turns the native kernels off.
 """
 import ctypes
+import functools
 import hashlib
 import os
 import subprocess
@@ -23,6 +24,8 @@ import tempfile
 from pathlib import Path
 
 import torch
+
+from .cpu_loops import by_direction
 
 _SOURCE = Path(__file__).with_name("cpu_kernels.c")
 _library = None
@@ -142,28 +145,19 @@ def simple_rnn(x, hx, params, has_bias, num_layers, dropout, train, bidirectiona
 
 
 def _layer(kind, x, hx, params, has_bias, bidirectional):
-    """One layer, one or two directions; ``hx`` (directions, batch, units). Returns the outputs
-    (batch, time, directions * units) and the final states (directions, batch, units)."""
     if not available():
         raise RuntimeError(f"rnnkit's native CPU kernels are not available: {_failure}")
-    directions = 2 if bidirectional else 1
-    per_direction = len(params) // directions
-    outs, finals = [], []
-    for d in range(directions):
-        w_ih, w_hh, *biases = params[d * per_direction:(d + 1) * per_direction]
-        b_ih, b_hh = biases if has_bias else (None, None)
-        if kind != _GRU and b_ih is not None:  # a SimpleRNN's two biases both add to the input projection
-            b_ih, b_hh = b_ih + b_hh, None
-        x_tm = (x if d == 0 else x.flip(1)).transpose(0, 1).reshape(-1, x.shape[-1])
-        # x_t W_ih^T + b for all steps at once: (time, batch, gates * units)
-        xp = x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())
-        xp = xp.view(x.shape[1], x.shape[0], w_ih.shape[0])
-        hs, h = _Recurrence.apply(kind, xp, hx[d], w_hh, b_hh)
-        out = hs.transpose(0, 1)
-        outs.append(out if d == 0 else out.flip(1))
-        finals.append(h)
-    out = outs[0] if directions == 1 else torch.cat(outs, dim=-1)
-    return out, torch.stack(finals)
+    return by_direction(functools.partial(_one_direction, kind), x, hx, params, has_bias, bidirectional)
+
+
+def _one_direction(kind, x, h0, w_ih, w_hh, b_ih, b_hh):
+    if kind != _GRU and b_ih is not None:  # a SimpleRNN's two biases both add to the input projection
+        b_ih, b_hh = b_ih + b_hh, None
+    x_tm = x.transpose(0, 1).reshape(-1, x.shape[-1])
+    # x_t W_ih^T + b for all steps at once: (time, batch, gates * units)
+    xp = x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())
+    hs, h = _Recurrence.apply(kind, xp.view(x.shape[1], x.shape[0], w_ih.shape[0]), h0, w_hh, b_hh)
+    return hs.transpose(0, 1), h
 
 
 def _check(status):

@@ -16,14 +16,26 @@ import torch
 
 def simple_rnn(x, hx, params, has_bias, num_layers, dropout, train, bidirectional, batch_first, relu=False):
     """``torch.rnn_tanh``'s call (one layer, batch first) over :class:`_SimpleRNNLoop`."""
+    def one_direction(x, h0, w_ih, w_hh, b_ih, b_hh):
+        return _SimpleRNNLoop.apply(x, h0, w_ih, w_hh, None if b_ih is None else b_ih + b_hh, relu)
+
+    return by_direction(one_direction, x, hx, params, has_bias, bidirectional)
+
+
+def by_direction(one_direction, x, hx, params, has_bias, bidirectional):
+    """A ``torch.rnn_tanh``-style call (one layer, batch first) as one call per direction.
+
+    ``one_direction(x, h0, w_ih, w_hh, b_ih, b_hh)`` returns (outputs, final h); the reverse
+    direction gets the sequence flipped in time and its outputs are flipped back. Returns
+    the outputs (batch, time, directions * units) and the final states (directions, batch, units).
+    """
     directions = 2 if bidirectional else 1
     per_direction = len(params) // directions
     outs, finals = [], []
     for d in range(directions):
         w_ih, w_hh, *biases = params[d * per_direction:(d + 1) * per_direction]
         b_ih, b_hh = biases if has_bias else (None, None)
-        x_d = x if d == 0 else x.flip(1)
-        out, h = _SimpleRNNLoop.apply(x_d, hx[d], w_ih, w_hh, None if b_ih is None else b_ih + b_hh, relu)
+        out, h = one_direction(x if d == 0 else x.flip(1), hx[d], w_ih, w_hh, b_ih, b_hh)
         outs.append(out if d == 0 else out.flip(1))
         finals.append(h)
     out = outs[0] if directions == 1 else torch.cat(outs, dim=-1)
