@@ -754,7 +754,9 @@ def _peak_rss_bytes():
 
 def worker_memory(args):
     """Peak RSS of training one B workload, and RSS growth over ``--memory-steps`` steps after
-    ``--memory-warmup`` steps, in a fresh process."""
+    ``--memory-warmup`` steps, in a fresh process; "no growth" is judged on the last
+    ``--memory-judged-steps`` of them (a leak grows there too; a heap that glibc extends once
+    more while it settles does not)."""
     import torch
 
     framework, name = args.memory_target.split(":")
@@ -772,21 +774,27 @@ def worker_memory(args):
     # the allocator settles over the first tens of steps (glibc extends its heap once or twice)
     warm = min(args.memory_warmup, len(rss) - 1)
     tail = np.asarray(rss[warm:], dtype=np.float64)
-    # first and last tenth of the steps after warm-up, each by its median: one step's
-    # allocator spike (RSS moves by tens of MB as glibc maps and trims) is not growth
-    window = max(1, len(tail) // 10)
-    growth = float(np.median(tail[-window:]) - np.median(tail[:window]))
-    slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0]) if len(tail) > 2 else 0.0
+    judged = tail[-min(args.memory_judged_steps, len(tail)):]
+    growth, judged_growth = _rss_growth(tail), _rss_growth(judged)
+    slope = float(np.polyfit(np.arange(len(judged)), judged, 1)[0]) if len(judged) > 2 else 0.0
     result = {"framework": framework, "workload": name, "batch": batch, "steps": steps,
-              "train_steps": len(rss) - warm, "warmup_steps": warm, "baseline_rss_mb": baseline / 2**20,
-              "peak_rss_mb": _peak_rss_bytes() / 2**20,
+              "train_steps": len(rss) - warm, "warmup_steps": warm, "judged_steps": len(judged),
+              "baseline_rss_mb": baseline / 2**20, "peak_rss_mb": _peak_rss_bytes() / 2**20,
               "rss_after_warmup_mb": rss[warm] / 2**20, "rss_final_mb": rss[-1] / 2**20,
-              "growth_mb": growth / 2**20, "slope_kb_per_step": slope / 1024,
-              "no_growth": growth <= args.memory_tolerance_mb * 2**20}
+              "growth_mb": growth / 2**20, "judged_growth_mb": judged_growth / 2**20,
+              "slope_kb_per_step": slope / 1024,
+              "no_growth": judged_growth <= args.memory_tolerance_mb * 2**20}
     if cuda:
         result.update({"gpu_peak_allocated_mb": torch.cuda.max_memory_allocated() / 2**20,
                        "gpu_growth_mb": (gpu[-1] - gpu[warm]) / 2**20})
     return result
+
+
+def _rss_growth(rss):
+    """Median RSS of the last tenth of the steps minus that of the first tenth: one step's
+    allocator spike (RSS moves by tens of MB as glibc maps and trims) is not growth."""
+    window = max(1, len(rss) // 10)
+    return float(np.median(rss[-window:]) - np.median(rss[:window]))
 
 
 def run_worker_subprocess(args, worker, extra_env=None, extra_args=(), timeout=None):
@@ -820,7 +828,8 @@ def bench_memory(args):
         results.append(result)
         if "peak_rss_mb" in result:
             print(f"  peak RSS {result['peak_rss_mb']:.0f} MB (baseline {result['baseline_rss_mb']:.0f} MB), "
-                  f"growth after warm-up {result['growth_mb']:+.1f} MB -> "
+                  f"growth after warm-up {result['growth_mb']:+.1f} MB, over the last {result['judged_steps']} "
+                  f"steps {result['judged_growth_mb']:+.1f} MB -> "
                   f"{'ok' if result['no_growth'] else 'GROWS'}", flush=True)
         else:
             print(f"  skipped: {result.get('skipped')}", flush=True)
@@ -1038,16 +1047,16 @@ def write_markdown(results, path):
     if results.get("memory"):
         md += ["## Memory: training workload B", "",
                "| framework | workload | steps measured (warm-up) | peak RSS MB | RSS before training MB "
-               "| RSS after warm-up MB "
-               "| growth after warm-up MB | slope KB/step | no growth |", "|---|---|---|---|---|---|---|---|---|"]
+               "| RSS after warm-up MB | growth after warm-up MB | growth over the last N steps MB "
+               "| slope over those KB/step | no growth over those |", "|---|---|---|---|---|---|---|---|---|---|"]
         for m in results["memory"]:
             if "peak_rss_mb" not in m:
-                md.append(f"| {m.get('target')} | skipped: {m.get('skipped')} | | | | | | | |")
+                md.append(f"| {m.get('target')} | skipped: {m.get('skipped')} | | | | | | | | |")
                 continue
             md.append(f"| {m['framework']} | {m['workload']} | {m['train_steps']} "
                       f"({m.get('warmup_steps', 20)}) | {m['peak_rss_mb']:.0f} | "
                       f"{m['baseline_rss_mb']:.0f} | {m['rss_after_warmup_mb']:.0f} | {m['growth_mb']:+.1f} | "
-                      f"{m['slope_kb_per_step']:+.1f} | "
+                      f"{m['judged_growth_mb']:+.1f} (N = {m['judged_steps']}) | {m['slope_kb_per_step']:+.1f} | "
                       f"{'yes' if m['no_growth'] else 'NO'} |")
         md.append("")
     diffs = {}
@@ -1151,8 +1160,10 @@ def parse_args(argv):
     p.add_argument("--flush-denormal", action="store_true",
                    help="torch.set_flush_denormal(True) in every process before any work (all frameworks)")
     p.add_argument("--memory", action="store_true", help="peak RSS and growth over training steps of B")
-    p.add_argument("--memory-steps", type=int, default=200, help="training steps measured for growth")
+    p.add_argument("--memory-steps", type=int, default=400, help="training steps measured for growth")
     p.add_argument("--memory-warmup", type=int, default=50, help="training steps before those")
+    p.add_argument("--memory-judged-steps", type=int, default=200,
+                   help="'no growth' is judged over the last this many measured steps")
     p.add_argument("--memory-workloads", type=lambda s: s.split(","), default=["B-LSTM", "B-LSTM-mask"])
     p.add_argument("--memory-tolerance-mb", type=float, default=8.0,
                    help="RSS growth after warm-up counted as 'no growth' (allocator noise)")
