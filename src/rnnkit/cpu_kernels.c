@@ -11,14 +11,14 @@
  * level in training, so it stays on oneDNN.)
  *
  * Layouts are ATen's (torch.gru / torch.rnn_tanh): w_hh (k*H, H) row-major, GRU gates
- * r, z, n. The caller passes xp = x W_ih^T + bias for every step, time-major (T, B, k*H):
- * a SimpleRNN's two biases are both folded into it, the GRU's b_hh is not (it sits inside
- * r * (...)). Equations:
+ * r, z, n. The caller passes xp = x W_ih^T for every step, time-major (T, B, k*H), and the
+ * bias b_x added to it (a SimpleRNN's two biases summed; the GRU's b_ih, while its b_hh
+ * sits inside r * (...)). Equations:
  *
- *   GRU:       r = s(xp_r + h W_hr^T + b_hr)      z = s(xp_z + h W_hz^T + b_hz)
- *              hn = h W_hn^T + b_hn               n = tanh(xp_n + r * hn)
+ *   GRU:       r = s(xp_r + b_ir + h W_hr^T + b_hr)      z = s(xp_z + b_iz + h W_hz^T + b_hz)
+ *              hn = h W_hn^T + b_hn                      n = tanh(xp_n + b_in + r * hn)
  *              h' = n + z * (h - n)
- *   SimpleRNN: h' = act(xp + h W_hh^T), act = tanh or relu
+ *   SimpleRNN: h' = act(xp + b_x + h W_hh^T), act = tanh or relu
  */
 #include <math.h>
 #include <pthread.h>
@@ -67,7 +67,8 @@ static int saved_width(int kind) { return kind == GRU ? 4 : 0; }
 
 typedef struct {
     int kind, T, B, H;
-    const float *xp, *w_hh, *b_hh;      /* xp (T, B, kH); b_hh (3H), GRU only, or NULL */
+    const float *xp, *w_hh;             /* xp (T, B, kH) */
+    const float *b_x, *b_hh;            /* (kH), added to xp, or NULL; (3H), GRU only, or NULL */
     const float *h0;                    /* (B, H) */
     float *hs;                          /* h_t for every step (T, B, H) */
     float *saved;                       /* training only, else NULL: (T, B, saved_width * H) */
@@ -85,7 +86,9 @@ static void forward_rows(job_t *job) {
     const int S = saved_width(job->kind) * H, kind = job->kind;
     if (nb <= 0) return;
     float *a = malloc(sizeof(float) * (size_t)nb * G), *w = pack_b(nb, G, H, job->w_hh, 1);
-    if (!a || !w) { free(a); free(w); job->status = 1; return; }
+    float *bx = calloc(G, sizeof(float));
+    if (!a || !w || !bx) { free(a); free(w); free(bx); job->status = 1; return; }
+    if (job->b_x) memcpy(bx, job->b_x, sizeof(float) * G);
     for (int t = 0; t < T; ++t) {
         const float *h = t ? ROWS(job->hs, t - 1, H) : job->h0 + (size_t)job->b0 * H;
         const float *xp = ROWS(job->xp, t, G);
@@ -101,24 +104,25 @@ static void forward_rows(job_t *job) {
             if (kind == GRU) {
 #pragma omp simd
                 for (int j = 0; j < H; ++j) {
-                    float r = sigmoid(xi[j] + ai[j]);
-                    float z = sigmoid(xi[H + j] + ai[H + j]);
+                    float r = sigmoid(xi[j] + bx[j] + ai[j]);
+                    float z = sigmoid(xi[H + j] + bx[H + j] + ai[H + j]);
                     float hn = ai[2 * H + j];
-                    float n = tanhf(xi[2 * H + j] + r * hn);
+                    float n = tanhf(xi[2 * H + j] + bx[2 * H + j] + r * hn);
                     oi[j] = n + z * (hi[j] - n);
                     if (si) { si[j] = r; si[H + j] = z; si[2 * H + j] = n; si[3 * H + j] = hn; }
                 }
             } else if (kind == RNN_TANH) {
 #pragma omp simd
-                for (int j = 0; j < H; ++j) oi[j] = tanhf(xi[j] + ai[j]);
+                for (int j = 0; j < H; ++j) oi[j] = tanhf(xi[j] + bx[j] + ai[j]);
             } else {
 #pragma omp simd
-                for (int j = 0; j < H; ++j) oi[j] = fmaxf(xi[j] + ai[j], 0.0f);
+                for (int j = 0; j < H; ++j) oi[j] = fmaxf(xi[j] + bx[j] + ai[j], 0.0f);
             }
         }
     }
     free(a);
     free(w);
+    free(bx);
 }
 
 /* Through time backwards, for this worker's rows; dh carries dL/dh_{t-1}:
@@ -216,16 +220,16 @@ static int run_split(job_t *job, int nthreads) {
     return status;
 }
 
-int rnnkit_forward(int kind, int T, int B, int H, const float *xp, const float *w_hh, const float *b_hh,
-                   const float *h0, float *hs, float *saved, int nthreads) {
-    job_t job = {kind, T, B, H, xp, w_hh, b_hh, h0, hs, saved};
+int rnnkit_forward(int kind, int T, int B, int H, const float *xp, const float *w_hh, const float *b_x,
+                   const float *b_hh, const float *h0, float *hs, float *saved, int nthreads) {
+    job_t job = {kind, T, B, H, xp, w_hh, b_x, b_hh, h0, hs, saved};
     return run_split(&job, nthreads);
 }
 
 int rnnkit_backward(int kind, int T, int B, int H, const float *w_hh, const float *h0, const float *hs,
                     const float *saved, const float *d_hs, const float *d_h_last, float *d_xp, float *d_hp,
                     float *d_h0, int nthreads) {
-    job_t job = {kind, T, B, H, NULL, w_hh, NULL, h0, (float *)hs, (float *)saved, d_hs, d_h_last, d_xp, d_hp,
-                 d_h0};
+    job_t job = {kind, T, B, H, NULL, w_hh, NULL, NULL, h0, (float *)hs, (float *)saved, d_hs, d_h_last, d_xp,
+                 d_hp, d_h0};
     return run_split(&job, nthreads);
 }

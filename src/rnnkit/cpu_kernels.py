@@ -110,7 +110,7 @@ def _load():
         else:
             _failure = f"could not load the native CPU kernels (delete {target} to rebuild them): {error}"
         return
-    library.rnnkit_forward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 6 + [ctypes.c_int]
+    library.rnnkit_forward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 7 + [ctypes.c_int]
     library.rnnkit_backward.argtypes = [ctypes.c_int] * 4 + [_FLOAT_P] * 9 + [ctypes.c_int]
     library.rnnkit_forward.restype = library.rnnkit_backward.restype = ctypes.c_int
     _library = library
@@ -153,10 +153,10 @@ def _layer(kind, x, hx, params, has_bias, bidirectional):
 def _one_direction(kind, x, h0, w_ih, w_hh, b_ih, b_hh):
     if kind != _GRU and b_ih is not None:  # a SimpleRNN's two biases both add to the input projection
         b_ih, b_hh = b_ih + b_hh, None
-    x_tm = x.transpose(0, 1).reshape(-1, x.shape[-1])
-    # x_t W_ih^T + b for all steps at once: (time, batch, gates * units)
-    xp = x_tm.mm(w_ih.t()) if b_ih is None else torch.addmm(b_ih, x_tm, w_ih.t())
-    hs, h = _Recurrence.apply(kind, xp.view(x.shape[1], x.shape[0], w_ih.shape[0]), h0, w_hh, b_hh)
+    # x_t W_ih^T for all steps at once, (time, batch, gates * units); the kernel adds b_ih
+    # (cheaper than addmm, which first copies the bias into every row of its result)
+    xp = x.transpose(0, 1).reshape(-1, x.shape[-1]).mm(w_ih.t())
+    hs, h = _Recurrence.apply(kind, xp.view(x.shape[1], x.shape[0], w_ih.shape[0]), h0, w_hh, b_ih, b_hh)
     return hs.transpose(0, 1), h
 
 
@@ -166,21 +166,21 @@ def _check(status):
 
 
 class _Recurrence(torch.autograd.Function):
-    """(kind, xp (T, B, gates*H), h0, w_hh, b_hh or None) -> (h_t for all t, time-major; h_T),
-    computed in C, forward and backward."""
+    """(kind, xp (T, B, gates*H), h0, w_hh, b_x or None, b_hh or None) -> (h_t for all t,
+    time-major; h_T), computed in C, forward and backward; b_x is added to xp."""
 
     @staticmethod
-    def forward(ctx, kind, xp, h0, w_hh, b_hh):
+    def forward(ctx, kind, xp, h0, w_hh, b_x, b_hh):
         xp, h0, w_hh = xp.contiguous(), h0.contiguous(), w_hh.contiguous()
-        b_hh = None if b_hh is None else b_hh.contiguous()
+        b_x, b_hh = (None if b is None else b.contiguous() for b in (b_x, b_hh))
         steps, batch, units = xp.shape[0], xp.shape[1], w_hh.shape[1]
         hs = xp.new_empty(steps, batch, units)
         training = any(ctx.needs_input_grad)
         saved = xp.new_empty(steps, batch, 4 * units) if training and kind == _GRU else None
-        _check(_library.rnnkit_forward(kind, steps, batch, units, _ptr(xp), _ptr(w_hh), _ptr(b_hh), _ptr(h0),
-                                       _ptr(hs), _ptr(saved), _threads(batch)))
+        _check(_library.rnnkit_forward(kind, steps, batch, units, _ptr(xp), _ptr(w_hh), _ptr(b_x), _ptr(b_hh),
+                                       _ptr(h0), _ptr(hs), _ptr(saved), _threads(batch)))
         ctx.set_materialize_grads(False)
-        ctx.kind, ctx.has_bias = kind, b_hh is not None
+        ctx.kind, ctx.has_input_bias, ctx.has_bias = kind, b_x is not None, b_hh is not None
         if training:
             ctx.save_for_backward(h0, w_hh, hs, saved)
         return hs, hs[-1].clone()
@@ -202,5 +202,6 @@ class _Recurrence(torch.autograd.Function):
         d_w_hh = flat[:batch].t().mm(h0)
         if steps > 1:
             d_w_hh += flat[batch:].t().mm(hs[:-1].reshape(-1, units))
+        d_b_x = d_xp.view(steps * batch, w_hh.shape[0]).sum(0) if ctx.has_input_bias else None
         d_b_hh = flat.sum(0) if ctx.has_bias else None
-        return None, d_xp, d_h0, d_w_hh, d_b_hh
+        return None, d_xp, d_h0, d_w_hh, d_b_x, d_b_hh
