@@ -318,10 +318,10 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
     On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
     4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
     native kernels (``cpu_kernels``) and the SimpleRNN's two-op loop (``cpu_loops``) beat
-    ATen's packed loops in inference too. The unpacked run also computes the padded steps and
-    discards them; it cannot give an LSTM's cell state at each row's last token, and a relu SimpleRNN could overflow over
-    long padding, so those keep packed sequences, as does CUDA (cuDNN runs packed
-    sequences natively).
+    ATen's packed loops in inference too. The unpacked run also computes the padded steps
+    and discards them; it cannot give an LSTM's cell state at each row's last token, and a
+    relu SimpleRNN could overflow over long padding, so those keep packed sequences, as
+    does CUDA (cuDNN runs packed sequences natively).
     """
     if x.device.type != "cpu" or (kind == "simple_rnn" and activation_name == "relu"):
         return False
