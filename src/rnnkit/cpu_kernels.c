@@ -86,27 +86,25 @@ static void forward_rows(job_t *job) {
     const int S = saved_width(job->kind) * H, kind = job->kind;
     if (nb <= 0) return;
     float *a = malloc(sizeof(float) * (size_t)nb * G), *w = pack_b(nb, G, H, job->w_hh, 1);
-    float *bx = calloc(G, sizeof(float));
-    if (!a || !w || !bx) { free(a); free(w); free(bx); job->status = 1; return; }
+    float *bx = calloc(G, sizeof(float)), *bh = calloc(G, sizeof(float)); /* absent biases are zeros */
+    if (!a || !w || !bx || !bh) { free(a); free(w); free(bx); free(bh); job->status = 1; return; }
     if (job->b_x) memcpy(bx, job->b_x, sizeof(float) * G);
+    if (job->b_hh) memcpy(bh, job->b_hh, sizeof(float) * G);
     for (int t = 0; t < T; ++t) {
         const float *h = t ? ROWS(job->hs, t - 1, H) : job->h0 + (size_t)job->b0 * H;
         const float *xp = ROWS(job->xp, t, G);
         float *out = ROWS(job->hs, t, H);
         float *saved = job->saved ? ROWS(job->saved, t, S) : NULL;
-        if (kind == GRU && job->b_hh) {
-            for (int i = 0; i < nb; ++i) memcpy(a + (size_t)i * G, job->b_hh, sizeof(float) * G);
-        }
-        mm_packed(nb, G, H, h, w, kind == GRU && job->b_hh ? 1.0f : 0.0f, a);
+        mm_packed(nb, G, H, h, w, 0.0f, a);
         for (int i = 0; i < nb; ++i) {
             const float *xi = xp + (size_t)i * G, *ai = a + (size_t)i * G, *hi = h + (size_t)i * H;
             float *oi = out + (size_t)i * H, *si = saved ? saved + (size_t)i * S : NULL;
             if (kind == GRU) {
 #pragma omp simd
                 for (int j = 0; j < H; ++j) {
-                    float r = sigmoid(xi[j] + bx[j] + ai[j]);
-                    float z = sigmoid(xi[H + j] + bx[H + j] + ai[H + j]);
-                    float hn = ai[2 * H + j];
+                    float r = sigmoid(xi[j] + bx[j] + ai[j] + bh[j]);
+                    float z = sigmoid(xi[H + j] + bx[H + j] + ai[H + j] + bh[H + j]);
+                    float hn = ai[2 * H + j] + bh[2 * H + j];
                     float n = tanhf(xi[2 * H + j] + bx[2 * H + j] + r * hn);
                     oi[j] = n + z * (hi[j] - n);
                     if (si) { si[j] = r; si[H + j] = z; si[2 * H + j] = n; si[3 * H + j] = hn; }
@@ -123,6 +121,7 @@ static void forward_rows(job_t *job) {
     free(a);
     free(w);
     free(bx);
+    free(bh);
 }
 
 /* Through time backwards, for this worker's rows; dh carries dL/dh_{t-1}:

@@ -134,8 +134,9 @@ def run(kind, x, states, weights, options, activation_name="tanh", training=Fals
     ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
 
     Under bf16 autocast on the CPU, GRU and SimpleRNN run in float32: ATen's loops for them
-    are slower in bfloat16 than in float32 (only oneDNN's LSTM has bf16 kernels), so float32
-    is both faster and exact there. Their outputs are float32; the next layer casts.
+    are slower in bfloat16 than in float32 (only oneDNN's LSTM has bf16 kernels), and
+    rnnkit's native kernels are float32, so float32 is both faster and exact there. Their
+    outputs are float32; the next layer casts.
     """
     if kind != "lstm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):
@@ -165,10 +166,11 @@ def _run(kind, x, states, weights, options, activation_name, training, backward,
             mask, layout = mask.flip(1), {"right": "left", "left": "right"}[layout]
     fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
     unpacked_fn = fn
+    native = kind != "lstm" and cpu_kernels.supports(x, params)
     if kind == "simple_rnn" and x.device.type == "cpu":  # run() has turned CPU autocast off for it
-        loop = cpu_kernels.simple_rnn if cpu_kernels.supports(x, params) else cpu_loops.simple_rnn
+        loop = cpu_kernels.simple_rnn if native else cpu_loops.simple_rnn
         unpacked_fn = functools.partial(loop, relu=activation_name == "relu")
-    elif kind == "gru" and cpu_kernels.supports(x, params):
+    elif native:
         unpacked_fn = cpu_kernels.gru
     bidirectional = backward is not None
     if mask is None:
@@ -180,7 +182,7 @@ def _run(kind, x, states, weights, options, activation_name, training, backward,
         if layout == "left":
             pad = mask.shape[1] - lengths
             x = _rotate(x, pad)
-        if _prefer_unpacked(kind, activation_name, x, options, lengths, params):
+        if _prefer_unpacked(kind, activation_name, x, options, lengths, params, native):
             call, fn = _call_unpacked, unpacked_fn
         else:
             call = _call_packed
@@ -312,7 +314,7 @@ def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, len
     return out, h_n[0].index_select(1, unorder)
 
 
-def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
+def _prefer_unpacked(kind, activation_name, x, options, lengths, params, native):
     """Whether a right-padded batch is faster through the unpacked kernel than packed.
 
     On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
@@ -321,14 +323,15 @@ def _prefer_unpacked(kind, activation_name, x, options, lengths, params):
     ATen's packed loops in inference too. The unpacked run also computes the padded steps
     and discards them; it cannot give an LSTM's cell state at each row's last token, and a
     relu SimpleRNN could overflow over long padding, so those keep packed sequences, as
-    does CUDA (cuDNN runs packed sequences natively).
+    does CUDA (cuDNN runs packed sequences natively). ``native``: this call runs on
+    ``cpu_kernels``.
     """
     if x.device.type != "cpu" or (kind == "simple_rnn" and activation_name == "relu"):
         return False
     if kind == "lstm" and options.needs_final_cell:
         return False
     autograd = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-    if not autograd and kind == "gru" and not cpu_kernels.supports(x, params):
+    if not autograd and kind == "gru" and not native:
         return False  # inference: ATen's own GRU loop is no faster unpacked
     return int(lengths.sum()) * 10 >= lengths.numel() * x.shape[1]  # at least 10 % real steps
 
