@@ -8,4 +8,5 @@ from rnnkit.models import Sequential
 model = Sequential()
 model.add(Embedding(10000, 32))
 model.add(SimpleRNN(32))
+model.build(input_shape=(None, None))  # Keras 3 and rnnkit build once the input shape is known
 model.summary()

@@ -232,7 +232,8 @@ def test_lecture_summary_numbers():
     """Keras: Embedding(10000, 32) -> 320,000 parameters, SimpleRNN(32) -> 2,080."""
     k_model = keras.Sequential([keras.Input((None,), dtype="int32"), keras.layers.Embedding(10000, 32),
                                 keras.layers.SimpleRNN(32)])
-    r_model = rnnkit.Sequential([rnnkit.layers.Embedding(10000, 32), rnnkit.layers.SimpleRNN(32)])
+    r_model = rnnkit.Sequential([rnnkit.Input((None,), dtype="int32"), rnnkit.layers.Embedding(10000, 32),
+                                 rnnkit.layers.SimpleRNN(32)])
     assert [layer.count_params() for layer in k_model.layers] == [320_000, 2_080]
     assert [layer.count_params() for layer in r_model.layers] == [320_000, 2_080]
     lines = []

@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit.data import Dataset
 from rnnkit.utils.timeseries import TimeseriesDataset, timeseries_dataset_from_array
 
 
 def _rows(batch):
-    """Row numbers of a window tensor built from ``np.arange`` data."""
-    return batch.long().tolist()
+    """Row numbers of a window array built from ``np.arange`` data."""
+    return np.asarray(batch).astype(np.int64).tolist()
 
 
 def test_keras_docstring_example_1():
@@ -28,10 +29,21 @@ def test_keras_docstring_example_2_next_step_targets():
     data = np.arange(50, dtype=np.float32) * 0.5
     ds = timeseries_dataset_from_array(data[:-10], data[10:], sequence_length=10, batch_size=8)
     x, y = next(iter(ds))
-    assert torch.equal(x[0], torch.from_numpy(data[:10]))
-    assert y[0].item() == data[10]
-    assert torch.equal(x[3], torch.from_numpy(data[3:13]))
-    assert y[3].item() == data[13]
+    assert np.array_equal(x[0], data[:10])
+    assert y[0] == data[10]
+    assert np.array_equal(x[3], data[3:13])
+    assert y[3] == data[13]
+
+
+def test_keras_docstring_example_3_zipped_input_and_target_windows():
+    X = np.arange(100)
+    Y = X * 2
+    inputs = timeseries_dataset_from_array(X, None, sequence_length=20, sequence_stride=20)
+    targets = timeseries_dataset_from_array(Y, None, sequence_length=20, sequence_stride=20)
+    for x, y in Dataset.zip(inputs, targets):
+        assert np.array_equal(x[0], X[:20])
+        assert np.array_equal(y[1], Y[20:40])
+    assert len(inputs) == 1 and len(next(iter(inputs))) == 5
 
 
 def test_stride_sampling_rate_start_and_end_index():
@@ -44,8 +56,8 @@ def test_stride_sampling_rate_start_and_end_index():
     # num_seqs = 25 - 5 - (3 - 1) * 2 = 16 -> offsets 0, 4, 8, 12.
     assert ds.num_samples == 4 and len(ds) == 2
     batches = list(ds)
-    x = torch.cat([b[0] for b in batches])
-    y = torch.cat([b[1] for b in batches])
+    x = np.concatenate([b[0] for b in batches])
+    y = np.concatenate([b[1] for b in batches])
     assert x.shape == (4, 3, 2)
     assert _rows(x[:, :, 0]) == [[5, 7, 9], [9, 11, 13], [13, 15, 17], [17, 19, 21]]
     assert _rows(x[:, :, 1]) == [[105, 107, 109], [109, 111, 113], [113, 115, 117], [117, 119, 121]]
@@ -94,23 +106,45 @@ def test_batch_size_none_yields_single_samples():
     samples = list(ds)
     assert len(ds) == len(samples) == 16
     x, y = samples[2]
-    assert x.shape == (5, 2) and y.shape == ()
-    assert torch.equal(x, torch.from_numpy(data[2:7]))
-    assert y.item() == 2.0
+    assert x.shape == (5, 2) and np.shape(y) == ()
+    assert np.array_equal(x, data[2:7])
+    assert y == 2.0
 
 
 def test_targets_none_yields_inputs_only():
     batch = next(iter(timeseries_dataset_from_array(np.arange(10.0), None, 4, batch_size=2)))
-    assert isinstance(batch, torch.Tensor)
+    assert isinstance(batch, np.ndarray)
     assert _rows(batch) == [[0, 1, 2, 3], [1, 2, 3, 4]]
 
 
-def test_dtypes():
-    ds = timeseries_dataset_from_array(np.arange(10.0), np.arange(10.0), 3, batch_size=4)
+def test_dtypes_are_kept_as_keras_does():
+    ds = timeseries_dataset_from_array(np.arange(10.0, dtype=np.float32), np.arange(10.0), 3, batch_size=4)
     x, y = next(iter(ds))
-    assert x.dtype == torch.float32 and y.dtype == torch.float32
-    _, labels = next(iter(timeseries_dataset_from_array(np.arange(10.0), np.arange(10) % 2, 3)))
-    assert labels.dtype == torch.int64
+    assert x.dtype == np.float32 and y.dtype == np.float64
+    x, labels = next(iter(timeseries_dataset_from_array(np.arange(10), np.arange(10) % 2 == 1, 3)))
+    assert x.dtype == np.int64 and labels.dtype == np.bool_
+
+
+def test_torch_backend_yields_tensors_and_keeps_tensor_data_on_its_device():
+    data = torch.arange(20, dtype=torch.float32)
+    ds = timeseries_dataset_from_array(data, data * 10, 4, batch_size=8).with_backend("torch")
+    x, y = next(iter(ds))
+    assert isinstance(x, torch.Tensor) and x.shape == (8, 4) and x.dtype == torch.float32
+    assert torch.equal(x[:, 0] * 10, y)
+    x_np, _ = next(iter(timeseries_dataset_from_array(data, None, 4, batch_size=8).batch(1)))
+    assert isinstance(x_np, np.ndarray) and x_np.shape == (1, 8, 4)
+
+
+def test_dataset_methods_apply_to_windows():
+    ds = timeseries_dataset_from_array(np.arange(12), np.arange(12) * 10, 3, batch_size=None)
+    assert isinstance(ds, Dataset) and ds.cardinality() == 10
+    batches = list(ds.batch(4))       # unbatched windows are gathered a batch at a time
+    assert [len(y) for _, y in batches] == [4, 4, 2]
+    assert _rows(batches[1][0]) == [[4, 5, 6], [5, 6, 7], [6, 7, 8], [7, 8, 9]]
+    mapped = timeseries_dataset_from_array(np.arange(12), None, 3, batch_size=5).map(lambda x: x.sum(axis=1))
+    assert [b.tolist() for b in mapped] == [[3, 6, 9, 12, 15], [18, 21, 24, 27, 30]]
+    assert [len(b) for b in timeseries_dataset_from_array(np.arange(12), None, 3, batch_size=4).unbatch().batch(7)] \
+        == [7, 3]
 
 
 def _epoch_starts(ds):
@@ -145,7 +179,7 @@ def test_shuffled_targets_stay_aligned():
     data = np.arange(60)
     ds = timeseries_dataset_from_array(data, data * 10, 4, batch_size=7, shuffle=True, seed=0)
     for x, y in ds:
-        assert torch.equal(x[:, 0] * 10, y.float())
+        assert np.array_equal(x[:, 0] * 10, y)
 
 
 def test_shuffle_without_seed_follows_numpy_global_seed():
@@ -154,7 +188,7 @@ def test_shuffle_without_seed_follows_numpy_global_seed():
     np.random.seed(7)
     b = timeseries_dataset_from_array(np.arange(50), None, 3, shuffle=True)
     assert a.seed == b.seed
-    assert torch.equal(next(iter(a)), next(iter(b)))
+    assert np.array_equal(next(iter(a)), next(iter(b)))
 
 
 def test_dataset_is_lazy_and_does_not_copy_float32_data():
@@ -164,14 +198,14 @@ def test_dataset_is_lazy_and_does_not_copy_float32_data():
     ds = timeseries_dataset_from_array(data[:-1000], data[1000:, 1], sequence_length=120,
                                        sampling_rate=6, batch_size=256, shuffle=True, seed=0)
     assert isinstance(ds, TimeseriesDataset)
-    assert np.shares_memory(ds.data.numpy(), data)
+    assert np.shares_memory(ds.data, data)
     held = sum(v.numel() if isinstance(v, torch.Tensor) else v.size
                for v in vars(ds).values() if isinstance(v, (torch.Tensor, np.ndarray)))
     assert held < 2 * data.size
     x, y = next(iter(ds))
     assert x.shape == (256, 120, 14)
     start = int(x[0, 0, 0])
-    assert torch.equal(x[0, :, 0], torch.arange(start, start + 720, 6, dtype=torch.float32))
+    assert np.array_equal(x[0, :, 0], np.arange(start, start + 720, 6, dtype=np.float32))
 
     tensor = torch.arange(30, dtype=torch.float32)
     assert timeseries_dataset_from_array(tensor, None, 5).data.data_ptr() == tensor.data_ptr()

@@ -1,9 +1,10 @@
 """Turn what ``fit`` / ``evaluate`` / ``predict`` accept into batches of tensors.
 
-Accepted: NumPy arrays and torch tensors (x and y given separately, batched here), and
-any re-iterable of ``(x, y)`` batches -- a ``torch.utils.data.DataLoader``, a
-``rnnkit.utils.timeseries_dataset_from_array`` dataset, a list -- or a one-shot Python
-generator (then ``steps_per_epoch`` bounds each epoch).
+Accepted: NumPy arrays, torch tensors and pandas objects (x and y given separately, batched
+here), lists, tuples or dicts of them for models with several inputs or outputs (a dict
+keyed by input/output names), and any re-iterable of ``(x, y)`` batches -- a
+``torch.utils.data.DataLoader``, a ``rnnkit.utils.timeseries_dataset_from_array`` dataset,
+a list -- or a one-shot Python generator (then ``steps_per_epoch`` bounds each epoch).
 """
 import math
 from collections.abc import Iterator
@@ -11,13 +12,49 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from .layers.symbolic import flatten, map_structure
+
+
+def _is_leaf_array(x):
+    return isinstance(x, (np.ndarray, torch.Tensor)) or hasattr(x, "to_numpy")
+
 
 def is_array(x):
-    return isinstance(x, (np.ndarray, torch.Tensor, list, tuple)) and not _is_batch_list(x)
+    """In-memory data: an array, or a list/tuple/dict of arrays (several model inputs)."""
+    if isinstance(x, dict):
+        return bool(x) and all(_is_leaf_array(v) or is_array(v) for v in x.values())
+    return _is_leaf_array(x) or isinstance(x, (list, tuple)) and not _is_batch_list(x)
 
 
 def _is_batch_list(x):
     return isinstance(x, list) and len(x) > 0 and isinstance(x[0], tuple)
+
+
+def _is_structure(x):
+    """A list/tuple/dict whose items are arrays (one per model input), not one nested-list array."""
+    if isinstance(x, dict):
+        return True
+    return isinstance(x, (list, tuple)) and len(x) > 0 and all(_is_leaf_array(v) or isinstance(v, dict)
+                                                                for v in x)
+
+
+def to_tensors(x, name="x"):
+    """``to_tensor`` on every array of a list/tuple/dict structure (or on one array)."""
+    if _is_structure(x):
+        if isinstance(x, dict):
+            return {k: to_tensors(v, f"{name}[{k!r}]") for k, v in x.items()}
+        return type(x)(to_tensors(v, f"{name}[{i}]") for i, v in enumerate(x))
+    return to_tensor(x, name)
+
+
+def first_leaf(x):
+    return flatten(x)[0]
+
+
+def to_device(x, device, non_blocking=False):
+    if isinstance(x, torch.Tensor):
+        return x.to(device, non_blocking=non_blocking)
+    return map_structure(lambda t: t.to(device, non_blocking=non_blocking) if isinstance(t, torch.Tensor) else t, x)
 
 
 def to_tensor(x, name="x"):
@@ -25,10 +62,14 @@ def to_tensor(x, name="x"):
     if isinstance(x, torch.Tensor):
         t = x
     else:
-        array = np.asarray(x)
+        array = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
         if array.dtype == object or array.dtype.kind in "USO":
             raise ValueError(f"{name} must be numeric, got an array of dtype {array.dtype}. "
                              "Convert text to token ids first (rnnkit.text.TextVectorizer).")
+        if array.dtype == bool:
+            array = array.astype(np.float32)
+        if any(stride < 0 for stride in array.strides) or not array.flags.writeable:
+            array = array.copy()  # torch takes neither reversed views (x[:, ::-1]) nor read-only memory
         t = torch.as_tensor(array)
     if t.is_floating_point():
         if t.dtype == torch.float64:
@@ -49,27 +90,45 @@ class ArrayBatches:
     """Re-iterable batches over in-memory arrays; reshuffled on every pass when asked."""
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, sample_weight=None):
-        self.x = to_tensor(x, "x")
-        self.y = None if y is None else to_tensor(y, "y")
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"x and y have different numbers of samples: {len(self.x)} and {len(self.y)}.")
-        if len(self.x) == 0:
+        self.x = to_tensors(x, "x")
+        self.y = None if y is None else to_tensors(y, "y")
+        sizes = {f"x{_path(i, x)}": len(t) for i, t in enumerate(flatten(self.x))}
+        if self.y is not None:
+            sizes.update({f"y{_path(i, y)}": len(t) for i, t in enumerate(flatten(self.y))})
+        if len(set(sizes.values())) > 1:
+            raise ValueError("The arrays have different numbers of samples: "
+                             + ", ".join(f"{k}: {v}" for k, v in sizes.items()) + ". Give every array one "
+                             "row per sample.")
+        self.n = next(iter(sizes.values()))
+        if self.n == 0:
             raise ValueError("x is empty: there is nothing to train on or predict.")
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
 
     def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
+        return math.ceil(self.n / self.batch_size)
 
     def __iter__(self):
-        n = len(self.x)
+        n = self.n
         order = torch.randperm(n) if self.shuffle else None
         for start in range(0, n, self.batch_size):
             if order is None:
                 idx = slice(start, start + self.batch_size)
             else:
                 idx = order[start:start + self.batch_size]
-            yield (self.x[idx], None if self.y is None else self.y[idx])
+            yield (_take(self.x, idx), None if self.y is None else _take(self.y, idx))
+
+
+def _take(data, idx):
+    if isinstance(data, torch.Tensor):
+        return data[idx]
+    return map_structure(lambda t: t[idx], data)
+
+
+def _path(i, structure):
+    if isinstance(structure, dict):
+        return f"[{list(structure)[i]!r}]" if i < len(structure) else f"[{i}]"
+    return f"[{i}]" if _is_structure(structure) else ""
 
 
 class IterableBatches:
@@ -95,8 +154,8 @@ class IterableBatches:
                 batch = (batch.get("x"), batch.get("y"))
             if not isinstance(batch, (tuple, list)):
                 batch = (batch, None)
-            x = to_tensor(batch[0], "x")
-            y = to_tensor(batch[1], "y") if len(batch) > 1 and batch[1] is not None else None
+            x = to_tensors(batch[0], "x")
+            y = to_tensors(batch[1], "y") if len(batch) > 1 and batch[1] is not None else None
             yield x, y
             if self.steps is not None and i + 1 >= self.steps:
                 break
@@ -119,9 +178,17 @@ def split_validation(x, y, validation_split):
         raise ValueError("validation_split works only with array inputs; pass validation_data for datasets.")
     if not 0 < validation_split < 1:
         raise ValueError(f"validation_split must be in (0, 1), got {validation_split}.")
-    n = len(x)
+    n = len(first_leaf(x) if _is_structure(x) else x)
     cut = int(n * (1 - validation_split))
     if cut == 0 or cut == n:
         raise ValueError(f"validation_split={validation_split} leaves an empty training or validation set "
                          f"for {n} samples.")
-    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+    def part(data, idx):
+        if data is None:
+            return None
+        if _is_structure(data):
+            return map_structure(lambda t: t[idx] if _is_leaf_array(t) else t, data)
+        return data[idx]
+
+    return (part(x, slice(None, cut)), part(y, slice(None, cut))), (part(x, slice(cut, None)), part(y, slice(cut, None)))

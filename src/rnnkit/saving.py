@@ -19,7 +19,9 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
+from . import registry
 from ._io import atomic_write_bytes
+from .registry import register_keras_serializable  # noqa: F401  (Keras's path: rnnkit.saving.register_...)
 
 FORMAT = "rnnkit-model"
 FORMAT_VERSION = 1
@@ -47,8 +49,8 @@ def save_model(model, filepath, include_optimizer=True):
         raise ValueError("Cannot save a model that is not built yet: build it or train it first.")
     from . import __version__
 
-    config = {"class_name": type(model).__name__, "config": model.get_config(),
-              "compile_config": model.get_compile_config(), "metadata": model.metadata}
+    config = {**registry.serialize(model), "compile_config": model.get_compile_config(),
+              "build_config": _build_config(model), "metadata": model.metadata}
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("rnnkit.json", json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION,
@@ -87,9 +89,6 @@ def _open(filepath):
 
 def load_model(filepath, custom_objects=None, compile=True):
     """Rebuild a model saved by ``model.save``; predictions are identical to the saved model's."""
-    from .layers import _CLASSES
-    from .models import Sequential
-
     with _open(filepath) as zf:
         try:
             config = json.loads(zf.read("config.json"))
@@ -97,13 +96,12 @@ def load_model(filepath, custom_objects=None, compile=True):
             optimizer_state = zf.read("optimizer.pt") if "optimizer.pt" in zf.namelist() else None
         except (KeyError, ValueError, RuntimeError) as exc:
             raise ModelFileError(f"'{filepath}' is missing or has a damaged part: {exc}") from None
-    classes = {"Sequential": Sequential, **_CLASSES, **(custom_objects or {})}
-    cls = classes.get(config.get("class_name"))
-    if cls is None:
-        raise ModelFileError(f"'{filepath}' holds a '{config.get('class_name')}' model, which this rnnkit "
-                             "cannot rebuild; pass custom_objects={'Name': cls}.")
-    model = cls.from_config(config["config"], custom_objects) if cls is Sequential else cls.from_config(
-        config["config"])
+    try:
+        model = registry.deserialize(config, custom_objects)
+    except ValueError as exc:
+        raise ModelFileError(f"'{filepath}' cannot be rebuilt: {exc}") from None
+    if config.get("build_config"):
+        model.build_from_config(config["build_config"])
     _assign(model, weights, filepath)
     model.metadata = config.get("metadata") or {}
     if compile and config.get("compile_config"):
@@ -112,6 +110,13 @@ def load_model(filepath, custom_objects=None, compile=True):
             model.optimizer.build(list(model.parameters()))
             model.optimizer.load_state_dict(torch.load(io.BytesIO(optimizer_state), weights_only=True))
     return model
+
+
+def _build_config(model):
+    """What a model that builds lazily (a subclassed one) needs to create its weights on load."""
+    if getattr(model, "_graph", None) is not None:
+        return None
+    return model.get_build_config()
 
 
 def _assign(model, tensors, filepath):

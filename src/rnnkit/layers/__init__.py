@@ -6,11 +6,19 @@ from .input import Input, InputLayer
 from .layer import Layer
 from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
 from .wrappers import Bidirectional, TimeDistributed
+from .attention import AdditiveAttention, Attention
+from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
+                      concatenate, dot, maximum, minimum, multiply, subtract)
+from .normalization import BatchNormalization, LayerNormalization
+from .reshaping import Lambda, Masking, Permute, Reshape
 
 _CLASSES = {cls.__name__: cls for cls in (
     Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
     GlobalMaxPooling1D, GRU, InputLayer, LSTM, MaxPooling1D, RepeatVector, SimpleRNN, SpatialDropout1D,
     TimeDistributed)}
+_CLASSES.update({cls.__name__: cls for cls in (
+    Add, AdditiveAttention, Attention, Average, BatchNormalization, Concatenate, Dot, Lambda, LayerNormalization,
+    Masking, Maximum, Minimum, Multiply, Permute, Reshape, Subtract)})
 
 
 def serialize(layer):
@@ -28,3 +36,4 @@ def deserialize(spec, custom_objects=None):
 
 
 __all__ = sorted(_CLASSES) + ["Input", "Layer", "RecurrentLayer", "serialize", "deserialize"]
+__all__ += ["add", "average", "concatenate", "dot", "maximum", "minimum", "multiply", "subtract"]

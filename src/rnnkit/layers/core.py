@@ -254,49 +254,74 @@ class MaxPooling1D(Layer):
                 "padding": self.padding}
 
 
-class GlobalAveragePooling1D(Layer):
-    """Mean over time (masked steps excluded when a mask is given)."""
+class _GlobalPooling1D(Layer):
+    """What the two global 1-D poolings share: ``data_format``, ``keepdims``, shapes, config."""
 
-    def forward(self, inputs, mask=None):
-        if mask is None:
-            return inputs.mean(dim=1)
-        weights = mask.to(inputs.dtype).unsqueeze(-1)
-        return (inputs * weights).sum(1) / weights.sum(1).clamp_min(1.0)
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        data_format = "channels_last" if data_format is None else str(data_format).lower()
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"{type(self).__name__}: data_format must be 'channels_last' or 'channels_first', "
+                             f"got {data_format!r}.")
+        self.data_format = data_format
+        self.keepdims = bool(keepdims)
+
+    @property
+    def _steps_axis(self):
+        return 1 if self.data_format == "channels_last" else 2
 
     def compute_mask(self, inputs, mask=None):
         return None
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2])
+        if len(input_shape) != 3:
+            raise ValueError(f"Layer '{self.name}' expects a 3-D input (batch, time, features), "
+                             f"got shape {tuple(input_shape)}.")
+        channels = input_shape[2] if self.data_format == "channels_last" else input_shape[1]
+        if not self.keepdims:
+            return (input_shape[0], channels)
+        if self.data_format == "channels_last":
+            return (input_shape[0], 1, channels)
+        return (input_shape[0], channels, 1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format, "keepdims": self.keepdims}
 
 
-class GlobalMaxPooling1D(Layer):
-    """Max over time: (batch, time, features) -> (batch, features), or (batch, 1, features) with
-    ``keepdims=True``. With a mask the max runs over the unmasked steps only (Keras 3 ignores the
-    mask here, so padded steps would count; without a mask the two agree); a sample with no
-    unmasked step gets zeros."""
+class GlobalAveragePooling1D(_GlobalPooling1D):
+    """Mean over time: (batch, time, features) -> (batch, features), or (batch, 1, features) with
+    ``keepdims=True``. With a mask the mean runs over the unmasked steps only; as in Keras 3, a
+    sample whose steps are all masked gets NaN (0 / 0).
 
-    def __init__(self, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        self.keepdims = bool(keepdims)
+    Arguments:
+        data_format: "channels_last" (default, time on axis 1) or "channels_first" (time on axis 2).
+        keepdims: keep the time axis with length 1.
+
+    ``GlobalAveragePooling1D()``
+    """
 
     def forward(self, inputs, mask=None):
         self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
+        axis = self._steps_axis
         if mask is None:
-            return inputs.amax(dim=1, keepdim=self.keepdims)
-        keep = mask.to(torch.bool).unsqueeze(-1)
-        lowest = torch.finfo(inputs.dtype).min
-        out = inputs.masked_fill(~keep, lowest).amax(dim=1, keepdim=self.keepdims)
-        some = keep.any(dim=1, keepdim=self.keepdims)
-        return torch.where(some, out, torch.zeros((), dtype=out.dtype, device=out.device))
+            return inputs.mean(dim=axis, keepdim=self.keepdims)
+        keep = torch.as_tensor(mask, device=inputs.device).bool().unsqueeze(2 if axis == 1 else 1)
+        summed = torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
+        return summed.sum(dim=axis, keepdim=self.keepdims) / keep.to(inputs.dtype).sum(dim=axis, keepdim=self.keepdims)
 
-    def compute_mask(self, inputs, mask=None):
-        return None
 
-    def compute_output_shape(self, input_shape):
-        if self.keepdims:
-            return (input_shape[0], 1, input_shape[2])
-        return (input_shape[0], input_shape[2])
+class GlobalMaxPooling1D(_GlobalPooling1D):
+    """Max over time: (batch, time, features) -> (batch, features), or (batch, 1, features) with
+    ``keepdims=True``. As in Keras 3.15 this layer takes no mask: padded steps count in the max
+    (Keras's GlobalMaxPooling1D has no mask argument), and the mask stops here.
 
-    def get_config(self):
-        return {**super().get_config(), "keepdims": self.keepdims}
+    Arguments:
+        data_format: "channels_last" (default, time on axis 1) or "channels_first" (time on axis 2).
+        keepdims: keep the time axis with length 1.
+
+    ``GlobalMaxPooling1D()``
+    """
+
+    def forward(self, inputs):
+        self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
+        return inputs.amax(dim=self._steps_axis, keepdim=self.keepdims)

@@ -1,33 +1,60 @@
 """``Model``: compile / fit / evaluate / predict / save for any network whose forward pass is defined.
 
-Training knows nothing of specific layers: it calls the model, a loss, metrics and an
-optimizer. Subclass ``Model`` and define ``call`` (or ``forward``) for a custom model;
-``Sequential`` is the stack-of-layers case.
+Three ways to define one, as in Keras: the functional API (``Model(inputs, outputs)``, a
+graph of layer calls on symbolic tensors, run by ``forward``), ``Sequential`` (the linear
+case of the same graph) and subclassing (define ``call``, or ``forward``). Training knows
+nothing of specific layers: it calls the model, one loss per output, metrics and an
+optimizer. Several inputs and outputs travel as lists or as dicts keyed by name.
 """
 import contextlib
+import inspect
 import math
 import time
+import warnings
 
 import torch
+from torch import nn
 
 from .. import callbacks as callbacks_module
 from .. import config, losses, metrics as metrics_module, optimizers
-from .. import data_adapter
+from .. import data_adapter, registry, saving
+from .._naming import suggest
 from ..layers.layer import Layer
+from ..layers.symbolic import Graph, KerasTensor, flatten, is_shape, map_structure, pack_like
 from ..utils.progbar import Progbar, format_epoch_line
+from .summary import format_summary, summary_rows
 
 
 class Model(Layer):
-    """A trainable network with Keras's training API."""
+    """A trainable network with Keras's training API.
 
-    def __init__(self, *args, name=None, **kwargs):
-        if args or "inputs" in kwargs:
-            raise NotImplementedError("The functional API (Model(inputs, outputs)) is not available yet: "
-                                      "use Sequential or subclass Model and define call().")
+    ``Model(inputs, outputs, name=None)``: the functional API. ``inputs`` and ``outputs`` are
+    symbolic tensors (from ``rnnkit.Input`` and layer calls), or lists or dicts of them::
+
+        inputs = rnnkit.Input(shape=(None,), dtype="int32")
+        x = rnnkit.layers.Embedding(1000, 32, mask_zero=True)(inputs)
+        outputs = rnnkit.layers.Dense(1, activation="sigmoid")(rnnkit.layers.LSTM(32)(x))
+        model = rnnkit.Model(inputs, outputs)
+
+    Without inputs and outputs, subclass it and define ``call(inputs, training=None)``.
+    """
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Model and (args or "inputs" in kwargs or "outputs" in kwargs):
+            return super().__new__(Functional)
+        return super().__new__(cls)
+
+    def __init__(self, inputs=None, outputs=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
+        self._graph = None
+        if inputs is not None or outputs is not None:
+            self._init_graph(inputs, outputs)
         self.optimizer = None
         self.loss = None
+        self.loss_weights = None
         self.compiled_metrics = []
+        self._metric_specs = []
+        self._outputs_compiled = None  # per output: (name, loss, weight, metrics), resolved on the first batch
         self.stop_training = False
         self.history = None
         self.metadata = {}
@@ -36,35 +63,179 @@ class Model(Layer):
         self._autocast_dtype = None
         self._prepared_for = None
 
+    # ----- the functional graph ----------------------------------------------------------------
+    def _init_graph(self, inputs, outputs):
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs, outputs) needs both: the rnnkit.Input tensors and the tensors "
+                             "computed from them.")
+        for what, structure in (("inputs", inputs), ("outputs", outputs)):
+            bad = [t for t in flatten(structure) if not isinstance(t, KerasTensor)]
+            if bad:
+                raise TypeError(f"Model {what} must be symbolic tensors (from rnnkit.Input and layer calls), got "
+                                f"{type(bad[0]).__name__}. Build the model from rnnkit.Input(...) tensors.")
+        self._inputs_struct, self._outputs_struct = inputs, outputs
+        self._graph = Graph(flatten(inputs), flatten(outputs))
+        self._layers = nn.ModuleList(self._graph.layers)
+        used = {id(t) for node in self._graph.nodes for t in node.input_tensors}
+        unused = [t.name for t in self._graph.inputs if id(t) not in used and t not in self._graph.outputs]
+        if unused:
+            warnings.warn(f"Model '{self.name}': input '{unused[0]}' is not used to compute any output.",
+                          stacklevel=3)
+        self.built = True
+
+    @property
+    def layers(self):
+        """The model's layers (Keras's order: inputs first, then by depth; a subclassed model's
+        sub-layers in the order they were assigned)."""
+        if self._graph is None and not isinstance(getattr(self, "_layers", None), nn.ModuleList):
+            return self._sublayers()
+        return list(self._layers)
+
+    def get_layer(self, name=None, index=None):
+        """The layer called ``name`` (or at ``index``)."""
+        if index is not None:
+            return self.layers[index]
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        names = [layer.name for layer in self.layers]
+        raise ValueError(f"No layer named '{name}' in model '{self.name}'.{suggest(str(name), names)} "
+                         f"Layers: {', '.join(names)}.")
+
+    @property
+    def inputs(self):
+        return list(self._graph.inputs) if self._graph is not None else None
+
+    @property
+    def outputs(self):
+        return list(self._graph.outputs) if self._graph is not None else None
+
+    @property
+    def input(self):
+        if self._graph is None:
+            return super().input
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        if self._graph is None:
+            return super().output
+        return self._outputs_struct
+
+    @property
+    def input_names(self):
+        return [t.name for t in self._graph.inputs] if self._graph is not None else ["input"]
+
+    @property
+    def output_names(self):
+        if self._graph is None:
+            return None
+        if isinstance(self._outputs_struct, dict):
+            return list(self._outputs_struct)
+        return [t._keras_history[0].name for t in self._graph.outputs]
+
+    @property
+    def input_shape(self):
+        shapes = [t.shape for t in self._graph.inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        shapes = [t.shape for t in self._graph.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def forward(self, inputs, training=None, mask=None):
-        if type(self).call is Model.call:
-            raise NotImplementedError(f"{type(self).__name__} must define call(inputs) or forward(inputs).")
-        return self.call(inputs, training=training)
+        if self._graph is None:
+            if type(self).call is Model.call:
+                raise NotImplementedError(f"{type(self).__name__} must define call(inputs) or forward(inputs), "
+                                          "or be built as Model(inputs, outputs).")
+            return self.call(inputs, training=training) if self._accepts("training") else self.call(inputs)
+        values = self._standardize_inputs(inputs, mask)
+        outputs = self._graph.run(values, training)
+        if len(outputs) == 1 and not isinstance(self._outputs_struct, (list, tuple, dict)):
+            return outputs[0]
+        return pack_like(self._outputs_struct, outputs)
 
     def call(self, inputs, training=None):
         raise NotImplementedError
 
-    # ----- compile -----------------------------------------------------------------------------
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, device=None, mixed_precision=None):
-        """Choose optimizer, loss and metrics (Keras names or objects) and the device.
+    def _standardize_inputs(self, inputs, mask=None):
+        """The values for the graph's inputs, in their order, cast as each Input declares."""
+        expected = self._graph.inputs
+        if isinstance(inputs, dict):
+            missing = [t.name for t in expected if t.name not in inputs]
+            if isinstance(self._inputs_struct, dict):
+                missing = [k for k in self._inputs_struct if k not in inputs]
+                values = [inputs[k] for k in self._inputs_struct] if not missing else None
+            else:
+                values = [inputs[t.name] for t in expected] if not missing else None
+            if missing:
+                raise ValueError(f"Model '{self.name}' needs inputs named {[t.name for t in expected]}, but the "
+                                 f"dict given has no {missing[0]!r} (it has {sorted(inputs)}).")
+        elif isinstance(inputs, (list, tuple)):
+            values = list(inputs)
+        else:
+            values = [inputs]
+        if len(values) != len(expected):
+            raise ValueError(f"Model '{self.name}' takes {len(expected)} input(s) "
+                             f"({', '.join(t.name for t in expected)}), but was given {len(values)} array(s). "
+                             "Pass a list (or a dict keyed by input name) with one array per input.")
+        masks = mask if isinstance(mask, (list, tuple)) else [mask] * len(values)
+        result = []
+        for tensor, value, m in zip(expected, values, masks):
+            if not isinstance(value, torch.Tensor):
+                value = data_adapter.to_tensor(value, tensor.name)
+            if tensor.dtype.startswith("float") and not value.is_floating_point():
+                value = value.float()
+            elif tensor.dtype.startswith("int") and value.is_floating_point():
+                value = value.long()
+            if m is not None:
+                value = value.view_as(value)
+                value._keras_mask = m
+            result.append(value)
+        return result
 
-        ``device``: "cpu", "cuda", "cuda:1"... (default ``rnnkit.config.get_device()``).
-        ``mixed_precision="bf16"`` runs the forward pass under bfloat16 autocast.
+    def compute_output_shape(self, input_shape):
+        if self._graph is None:
+            return super().compute_output_shape(input_shape)
+        shapes = [input_shape] if is_shape(input_shape) else list(input_shape)
+        out = self._graph.output_shapes(shapes)
+        return out[0] if len(out) == 1 else out
+
+    # ----- compile -----------------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None, loss_weights=None, device=None,
+                mixed_precision=None, run_eagerly=None, jit_compile=None, steps_per_execution=None):
+        """Choose optimizer, loss(es) and metrics (Keras names or objects) and the device.
+
+        Arguments:
+            optimizer: name or ``rnnkit.optimizers`` object.
+            loss: one loss for every output, or a list (by output) or dict (by output name).
+            metrics: a list applied to every output, a list of lists (by output) or a dict.
+            loss_weights: weights of the outputs' losses in the total (list or dict), default 1.
+            device: "cpu", "cuda", "cuda:1"... (default ``rnnkit.config.get_device()``).
+            mixed_precision: "bf16" runs the forward pass under bfloat16 autocast.
+            run_eagerly, jit_compile, steps_per_execution: accepted for Keras programs; rnnkit
+                always runs eagerly on PyTorch, one step per batch.
         """
         if loss is None:
             raise ValueError("compile() needs a loss, e.g. loss='mse' or loss='binary_crossentropy'.")
         if mixed_precision not in (None, "bf16", "bfloat16"):
             raise ValueError(f"mixed_precision must be None or 'bf16', got {mixed_precision!r}.")
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
-        self._metric_specs = list(metrics or [])
+        self.loss = (map_structure(lambda spec: None if spec is None else losses.get(spec), loss)
+                     if isinstance(loss, (list, tuple, dict)) else losses.get(loss))
+        self.loss_weights = loss_weights
+        self._metric_specs = metrics if isinstance(metrics, dict) else list(metrics or [])
         self.compiled_metrics = []
+        self._outputs_compiled = None
         self._device_choice = device
         self._autocast_dtype = torch.bfloat16 if mixed_precision else None
         self._compile_config = {
             "optimizer": optimizers.serialize(self.optimizer),
-            "loss": losses.serialize(self.loss),
-            "metrics": [m if isinstance(m, str) else getattr(m, "name", str(m)) for m in self._metric_specs],
+            "loss": map_structure(lambda fn: None if fn is None else losses.serialize(fn), self.loss),
+            "metrics": map_structure(lambda m: m if isinstance(m, str) else getattr(m, "name", str(m)),
+                                     self._metric_specs),
+            "loss_weights": loss_weights,
             "mixed_precision": mixed_precision,
         }
         self._ensure_on_device()
@@ -109,22 +280,118 @@ class Model(Layer):
 
     def _build_from_batch(self, x):
         with torch.no_grad():
-            self(x[:1].to(self.device) if x.shape[0] else x)
+            self(data_adapter.to_device(map_structure(lambda t: t[:1] if t.shape[0] else t, x), self.device))
 
-    def _resolve_metrics(self, y, y_pred):
-        if self.compiled_metrics or not self._metric_specs:
-            return
-        self.compiled_metrics = [metrics_module.get(spec, loss=self.loss, y_true=y, y_pred=y_pred)
-                                 for spec in self._metric_specs]
+    # ----- outputs, losses and metrics -----------------------------------------------------------
+    def _compiled_outputs(self, ys, preds):
+        """Per output: (log prefix, loss, weight, metrics), resolved once from compile()'s arguments."""
+        if self._outputs_compiled is not None:
+            return self._outputs_compiled
+        n = len(preds)
+        names = self.output_names or [f"output_{i + 1}" for i in range(n)]
+        if len(names) != n:
+            names = [f"output_{i + 1}" for i in range(n)]
+        loss_list = _per_output(self.loss, names, "loss")
+        weights = _per_output(self.loss_weights, names, "loss_weights", default=1.0)
+        specs = self._metric_specs
+        if n == 1 or not specs:
+            metric_lists = [flatten(specs) if n == 1 else []] * n
+        elif isinstance(specs, dict):
+            metric_lists = [_as_list(specs.get(name)) for name in names]
+        elif len(specs) == n and all(isinstance(m, (list, tuple)) or m is None for m in specs):
+            metric_lists = [_as_list(m) for m in specs]
+        else:
+            metric_lists = [list(specs)] * n
+        compiled, self.compiled_metrics = [], []
+        for i, name in enumerate(names):
+            prefix = "" if n == 1 else f"{name}_"
+            found = [metrics_module.get(spec, loss=loss_list[i], y_true=ys[i], y_pred=preds[i])
+                     for spec in metric_lists[i]]
+            if n > 1:  # each output needs its own metric objects
+                found = [m if not any(m is seen for seen in self.compiled_metrics) else type(m)()
+                         for m in found]
+            self.compiled_metrics.extend(found)
+            compiled.append((prefix, loss_list[i], float(weights[i]), found))
+        self._outputs_compiled = compiled
+        return compiled
+
+    def _flat_targets(self, y, n):
+        if isinstance(y, dict):
+            names = self.output_names or []
+            missing = [k for k in names if k not in y]
+            if missing:
+                raise ValueError(f"The targets are a dict without {missing[0]!r}; this model's outputs are "
+                                 f"{names}.")
+            return [y[k] for k in names]
+        if isinstance(y, (list, tuple)) and n > 1:
+            if len(y) != n:
+                raise ValueError(f"Model '{self.name}' has {n} outputs but was given {len(y)} target arrays; pass "
+                                 "one per output (a list in output order or a dict by output name).")
+            return list(y)
+        return [y]
+
+    def _flat_predictions(self, y_pred):
+        if isinstance(y_pred, dict):
+            names = self.output_names or list(y_pred)
+            return [y_pred[k] for k in names]
+        return list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
+
+    def _total_loss(self, y, y_pred):
+        """The weighted sum of the outputs' losses, with the per-output parts for the logs."""
+        preds = self._flat_predictions(y_pred)
+        ys = self._flat_targets(y, len(preds))
+        outputs = self._compiled_outputs(ys, preds)
+        total, parts = None, []
+        for (prefix, loss_fn, weight, _), target, pred in zip(outputs, ys, preds):
+            if loss_fn is None:
+                parts.append(None)
+                continue
+            mask = _output_mask(pred)
+            value = loss_fn(target, pred.float(), sample_weight=self._mask_weights(mask, loss_fn))
+            parts.append(value)
+            total = value * weight if total is None else total + value * weight
+        if total is None:
+            raise ValueError("compile() gave no loss for any output.")
+        return total, parts, ys, preds
+
+    def _mask_weights(self, mask, loss_fn=None):
+        if mask is None:
+            return None
+        return losses.mask_weights(mask, getattr(loss_fn or self.loss, "reduction", "sum_over_batch_size"))
+
+    def _update_metrics(self, ys, preds, loss_value, parts, count):
+        self._loss_total += loss_value * count
+        self._loss_count += count
+        logs = {"loss": self._loss_total / self._loss_count}
+        outputs = self._outputs_compiled
+        for i, ((prefix, _, _, found), target, pred) in enumerate(zip(outputs, ys, preds)):
+            if prefix and parts[i] is not None:
+                self._part_totals[i] = self._part_totals.get(i, 0.0) + float(parts[i]) * count
+                logs[f"{prefix}loss"] = self._part_totals[i] / self._loss_count
+            mask = _output_mask(pred)
+            pred = pred.detach().float()
+            for metric in found:
+                if mask is None:
+                    metric.update_state(target, pred)
+                else:
+                    metric.update_state(target, pred, sample_weight=mask)
+        for prefix, _, _, found in outputs:
+            logs.update({prefix + m.name: m.result() for m in found})
+        return logs
+
+    def _reset_metrics(self):
+        self._loss_total, self._loss_count, self._part_totals = 0.0, 0, {}
+        for metric in self.compiled_metrics:
+            metric.reset_state()
 
     # ----- one batch ---------------------------------------------------------------------------
     def train_on_batch(self, x, y):
         """One optimizer step on one batch; returns the loss (and metric values) of that batch."""
         self._require_compiled("train_on_batch")
-        x, y = data_adapter.to_tensor(x, "x"), data_adapter.to_tensor(y, "y")
+        x, y = data_adapter.to_tensors(x, "x"), data_adapter.to_tensors(y, "y")
         self._prepare(x)
         self._reset_metrics()
-        logs = self._train_step(x.to(self.device), y.to(self.device))
+        logs = self._train_step(data_adapter.to_device(x, self.device), data_adapter.to_device(y, self.device))
         return _logs_to_return(logs)
 
     def _train_step(self, x, y):
@@ -133,8 +400,7 @@ class Model(Layer):
         self.optimizer.zero_grad()
         with self._autocast():
             y_pred = self(x, training=True)
-        mask = _output_mask(y_pred)
-        loss = self.loss(y, y_pred.float(), sample_weight=self._mask_weights(mask))
+        loss, parts, ys, preds = self._total_loss(y, y_pred)
         loss.backward()
         # The step's one host sync (like loss.item() in a torch loop), after the backward pass
         # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
@@ -144,38 +410,16 @@ class Model(Layer):
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
         self.optimizer.step()
-        return self._update_metrics(y, y_pred.detach().float(), value, len(x), mask)
-
-    def _mask_weights(self, mask):
-        if mask is None:
-            return None
-        return losses.mask_weights(mask, getattr(self.loss, "reduction", "sum_over_batch_size"))
-
-    def _update_metrics(self, y, y_pred, loss_value, count, mask=None):
-        self._resolve_metrics(y, y_pred)
-        self._loss_total += loss_value * count
-        self._loss_count += count
-        for metric in self.compiled_metrics:
-            if mask is None:
-                metric.update_state(y, y_pred)
-            else:
-                metric.update_state(y, y_pred, sample_weight=mask)
-        logs = {"loss": self._loss_total / self._loss_count}
-        logs.update({m.name: m.result() for m in self.compiled_metrics})
-        return logs
-
-    def _reset_metrics(self):
-        self._loss_total, self._loss_count = 0.0, 0
-        for metric in self.compiled_metrics:
-            metric.reset_state()
+        return self._update_metrics(ys, preds, value, parts, len(data_adapter.first_leaf(x)))
 
     def test_on_batch(self, x, y):
         self._require_compiled("test_on_batch")
         self._reset_metrics()
-        return _logs_to_return(self._evaluate_batches([(data_adapter.to_tensor(x), data_adapter.to_tensor(y))]))
+        batch = [(data_adapter.to_tensors(x), data_adapter.to_tensors(y))]
+        return _logs_to_return(self._evaluate_batches(batch))
 
     def predict_on_batch(self, x):
-        return self._predict_tensor(data_adapter.to_tensor(x, "x")).cpu().numpy()
+        return _to_numpy(self._predict_tensor(data_adapter.to_tensors(x, "x")))
 
     # ----- fit / evaluate / predict ------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -210,7 +454,8 @@ class Model(Layer):
                 if step == 1:
                     self._prepare(xb)
                 callback_list.on_train_batch_begin(step - 1, {})
-                logs = self._train_step(xb.to(self.device, non_blocking=True), yb.to(self.device, non_blocking=True))
+                logs = self._train_step(data_adapter.to_device(xb, self.device, non_blocking=True),
+                                        data_adapter.to_device(yb, self.device, non_blocking=True))
                 callback_list.on_train_batch_end(step - 1, logs)
                 bar.update(step, list(logs.items()), finalize=False)
                 if self.stop_training:
@@ -253,27 +498,29 @@ class Model(Layer):
                     raise ValueError("evaluate() needs targets: pass y, or a dataset that yields (x, y).")
                 if not self.built:
                     self._prepare(xb)
-                xb, yb = xb.to(self.device), yb.to(self.device)
+                xb, yb = data_adapter.to_device(xb, self.device), data_adapter.to_device(yb, self.device)
                 y_pred = self(xb, training=False)
-                mask = _output_mask(y_pred)
-                y_pred = y_pred.float()
-                loss = self.loss(yb, y_pred, sample_weight=self._mask_weights(mask))
-                logs = self._update_metrics(yb, y_pred, float(loss), len(xb), mask)
+                loss, parts, ys, preds = self._total_loss(yb, y_pred)
+                logs = self._update_metrics(ys, preds, float(loss), parts, len(data_adapter.first_leaf(xb)))
         if not logs:
             raise ValueError("The evaluation data yielded no batches.")
         return logs
 
     def predict(self, x, batch_size=None, verbose=0, steps=None):
-        """Outputs for ``x`` as NumPy, computed in batches (default 256) under inference mode."""
+        """Outputs for ``x`` as NumPy (a list or dict of arrays for several outputs), computed in
+        batches (default 256) under inference mode."""
         data = data_adapter.batches(x, None, batch_size, shuffle=False, steps=steps, default_batch_size=256)
         bar = Progbar(len(data), verbose=1 if verbose == 1 else 0)
         outputs = []
         for i, (xb, _) in enumerate(data, start=1):
-            outputs.append(self._predict_tensor(xb).cpu())
+            outputs.append(map_structure(lambda t: t.cpu(), self._predict_tensor(xb)))
             bar.update(i)
         if not outputs:
             raise ValueError("predict() got no data.")
-        return torch.cat(outputs).numpy()
+        if isinstance(outputs[0], torch.Tensor):
+            return torch.cat(outputs).numpy()
+        flat = [torch.cat(parts).numpy() for parts in zip(*(flatten(o) for o in outputs))]
+        return pack_like(outputs[0], flat)
 
     def _predict_tensor(self, x):
         if not self.built:
@@ -282,7 +529,8 @@ class Model(Layer):
         if self.training:
             self.eval()
         with torch.inference_mode(), self._autocast():
-            return self(x.to(self.device), training=False).float()
+            out = self(data_adapter.to_device(x, self.device), training=False)
+            return map_structure(lambda t: t.float() if isinstance(t, torch.Tensor) else t, out)
 
     def reset_states(self):
         """Forget the states that stateful recurrent layers carry between batches."""
@@ -290,30 +538,174 @@ class Model(Layer):
             if module is not self and hasattr(module, "reset_states") and getattr(module, "stateful", False):
                 module.reset_states()
 
+    # ----- summary -----------------------------------------------------------------------------
+    def summary(self, line_length=None, print_fn=None, expand_nested=False, show_trainable=False):
+        """Print Keras's table of layers, output shapes and parameter counts ("Connected to" too for
+        graphs that are not a plain chain). An unbuilt model shows '?' shapes and unbuilt layers."""
+        rows, connected = summary_rows(self)
+        weights = self.weights if self.built or self.layers else []
+        total = sum(w.numel() for w in weights if _is_materialised(w))
+        trainable = sum(w.numel() for w in weights if w.requires_grad and _is_materialised(w))
+        text = format_summary(self.name, rows, total, trainable, line_length, connected=connected)
+        (print_fn or print)(text)
+
+
     # ----- saving ------------------------------------------------------------------------------
     def save(self, filepath, include_optimizer=True):
         """Write architecture, weights and optimizer state to one ``.rnnkit`` file, atomically."""
-        from .. import saving
-
         saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath):
-        from .. import saving
-
         saving.save_weights(self, filepath)
 
     def load_weights(self, filepath):
-        from .. import saving
-
         saving.load_weights(self, filepath)
 
     def get_compile_config(self):
         return self._compile_config
 
     def compile_from_config(self, compile_config):
-        self.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]),
-                     loss=losses.deserialize(compile_config["loss"]), metrics=compile_config.get("metrics"),
+        loss = _map_serialized(losses.deserialize, compile_config["loss"])
+        self.compile(optimizer=optimizers.deserialize(compile_config["optimizer"]), loss=loss,
+                     metrics=compile_config.get("metrics"), loss_weights=compile_config.get("loss_weights"),
                      mixed_precision=compile_config.get("mixed_precision"))
+
+    def build_from_config(self, config):
+        """Build a subclassed model again from its saved input shape: one call on zeros creates the
+        weights of the layers that ``call`` uses."""
+        if not config or self._graph is not None:
+            return
+        shapes = config["input_shape"]
+        dtypes = config.get("dtype")
+        dummy = _dummy_batch(shapes, dtypes)
+        with torch.no_grad():
+            self.eval()
+            self(dummy)
+            self.train()
+
+    # ----- config: the graph as data -------------------------------------------------------------
+    def get_config(self):
+        if self._graph is None:
+            return super().get_config()
+        return {"name": self.name, "trainable": self.trainable, **graph_config(self._graph),
+                "input_layers": _tensor_refs(self._inputs_struct, self._graph),
+                "output_layers": _tensor_refs(self._outputs_struct, self._graph)}
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        if "layers" not in config or "input_layers" not in config:
+            return _construct(cls, config)
+        inputs, outputs = graph_from_config(config, custom_objects)
+        model = (Functional if cls is Model else cls)(inputs, outputs, name=config.get("name"))
+        return model
+
+
+class Functional(Model):
+    """A model defined by a graph of layer calls: what ``Model(inputs, outputs)`` returns."""
+
+    def __init__(self, inputs, outputs, name=None, trainable=True):
+        super().__init__(inputs, outputs, name=name, trainable=trainable)
+
+
+# ----- graphs as JSON (Keras 3's functional config layout) ---------------------------------------
+def _node_index(graph, node):
+    """A node's index among the calls of its layer that belong to ``graph``."""
+    own = [n for n in node.layer._inbound_nodes if n.is_input or any(n is m for m in graph.nodes)]
+    return next(i for i, n in enumerate(own) if n is node)
+
+
+def _tensor_ref(t, graph):
+    layer, _, tensor_index = t._keras_history
+    return [layer.name, _node_index(graph, t.node), tensor_index]
+
+
+def _tensor_refs(structure, graph):
+    if isinstance(structure, KerasTensor):
+        return [_tensor_ref(structure, graph)]
+    if isinstance(structure, dict):
+        return {k: _tensor_ref(v, graph) for k, v in structure.items()}
+    return [_tensor_ref(t, graph) for t in structure]
+
+
+def graph_config(graph):
+    """``{"layers": [...]}``: each layer's config and its calls, arguments naming tensors by
+    ``[layer name, node index, tensor index]`` (Keras's ``__keras_tensor__`` references)."""
+
+    def arg(value):
+        if isinstance(value, KerasTensor):
+            return {"class_name": "__keras_tensor__",
+                    "config": {"shape": list(value.shape), "dtype": value.dtype,
+                               "keras_history": _tensor_ref(value, graph)}}
+        if isinstance(value, (list, tuple)):
+            return [arg(v) for v in value]
+        if isinstance(value, dict):
+            return {k: arg(v) for k, v in value.items()}
+        if isinstance(value, torch.Tensor):
+            raise ValueError("A layer of this model was called with a constant tensor argument, which cannot be "
+                             "saved; pass it through an Input or make it a weight.")
+        return value
+
+    layers = []
+    for layer in graph.layers:
+        nodes = [n for n in layer._inbound_nodes if not n.is_input and any(n is m for m in graph.nodes)]
+        spec = registry.serialize(layer)
+        spec["name"] = layer.name
+        spec["inbound_nodes"] = [{"args": arg(list(n.args)), "kwargs": arg(n.kwargs)} for n in nodes]
+        layers.append(spec)
+    return {"layers": layers}
+
+
+def graph_from_config(config, custom_objects=None):
+    """Rebuild the layers and replay their calls; returns the (inputs, outputs) structures."""
+    created, tensors, pending = {}, {}, []
+    for spec in config["layers"]:
+        layer = registry.deserialize(spec, custom_objects)
+        created[spec.get("name", layer.name)] = layer
+        if layer._is_input_layer:
+            tensors[(spec.get("name", layer.name), 0)] = [layer.output]
+        pending.extend((layer, spec.get("name", layer.name), i, node) for i, node in
+                       enumerate(spec.get("inbound_nodes", [])))
+
+    def resolve(value):
+        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+            name, node_index, tensor_index = value["config"]["keras_history"]
+            return tensors[(name, node_index)][tensor_index]
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if isinstance(value, dict):
+            return {k: resolve(v) for k, v in value.items()}
+        return value
+
+    while pending:
+        progress = []
+        for item in pending:
+            layer, name, index, node = item
+            try:
+                args, kwargs = resolve(node["args"]), resolve(node.get("kwargs", {}))
+            except KeyError:
+                continue  # waits for a call of another layer
+            if index and (name, index - 1) not in tensors:
+                continue  # a shared layer's calls replay in their order
+            out = layer(*args, **kwargs)
+            tensors[(name, index)] = out if isinstance(out, (list, tuple)) else [out]
+            progress.append(item)
+        if not progress:
+            layer, name, index, _ = pending[0]
+            raise ValueError(f"The saved graph cannot be rebuilt: call {index} of layer '{name}' needs tensors "
+                             "that no other call produces.")
+        pending = [item for item in pending if not any(item is p for p in progress)]
+
+    def ref(r):
+        return tensors[(r[0], r[1])][r[2]]
+
+    def refs(structure):
+        if isinstance(structure, dict):
+            return {k: ref(v) for k, v in structure.items()}
+        if len(structure) == 1 and isinstance(structure[0], list):
+            return ref(structure[0])
+        return [ref(r) for r in structure]
+
+    return refs(config["input_layers"]), refs(config["output_layers"])
 
 
 def _output_mask(y_pred):
@@ -329,6 +721,71 @@ def _validation_batches(validation_data, batch_size, steps):
             validation_data[0]):
         return data_adapter.batches(validation_data[0], validation_data[1], batch_size, shuffle=False)
     return data_adapter.batches(validation_data, None, batch_size, shuffle=False, steps=steps)
+
+
+def _dummy_batch(shapes, dtypes):
+    if isinstance(shapes, dict):
+        return {k: _dummy_batch(v, (dtypes or {}).get(k)) for k, v in shapes.items()}
+    if shapes and all(d is None or isinstance(d, int) for d in shapes):
+        dtype = torch.long if str(dtypes).startswith(("int", "bool")) else torch.float32
+        return torch.zeros([1 if d is None else d for d in shapes], dtype=dtype)
+    dtypes = dtypes if isinstance(dtypes, list) else [dtypes] * len(shapes)
+    return [_dummy_batch(s, d) for s, d in zip(shapes, dtypes)]
+
+
+def _construct(cls, config):
+    """``cls(**config)``, leaving out what a subclass's ``__init__`` does not take (a subclassed
+    model written as ``def __init__(self):`` still gets its saved name)."""
+    params = inspect.signature(cls.__init__).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return cls(**config)
+    obj = cls(**{k: v for k, v in config.items() if k in params})
+    if "name" in config and "name" not in params:
+        obj.name = config["name"]
+    return obj
+
+
+def _map_serialized(fn, spec):
+    """``fn`` on each serialized object (a dict with "class_name", or a name) of a list/dict structure."""
+    if spec is None:
+        return None
+    if isinstance(spec, str) or isinstance(spec, dict) and "class_name" in spec:
+        return fn(spec)
+    if isinstance(spec, dict):
+        return {k: _map_serialized(fn, v) for k, v in spec.items()}
+    return [_map_serialized(fn, v) for v in spec]
+
+
+def _per_output(spec, names, what, default=None):
+    """One entry per output from a single value, a list (by output) or a dict (by output name)."""
+    if spec is None:
+        return [default] * len(names)
+    if isinstance(spec, dict):
+        unknown = [k for k in spec if k not in names]
+        if unknown:
+            raise ValueError(f"compile({what}=...) names an output {unknown[0]!r}{suggest(unknown[0], names)}; "
+                             f"this model's outputs are {names}.")
+        return [spec.get(name, default) for name in names]
+    if isinstance(spec, (list, tuple)):
+        if len(spec) != len(names):
+            raise ValueError(f"compile({what}=...) has {len(spec)} entries but the model has {len(names)} outputs "
+                             f"({', '.join(names)}); give one per output or a dict by output name.")
+        return list(spec)
+    return [spec] * len(names)
+
+
+def _as_list(value):
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _to_numpy(value):
+    return map_structure(lambda t: t.cpu().numpy() if isinstance(t, torch.Tensor) else t, value)
+
+
+def _is_materialised(weight):
+    return not isinstance(weight, nn.parameter.UninitializedParameter)
 
 
 def _logs_to_return(logs):

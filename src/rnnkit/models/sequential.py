@@ -1,31 +1,29 @@
-"""``Sequential``: a plain stack of layers, each feeding the next (and passing its mask on)."""
-import inspect
-
-import torch
-
+"""``Sequential``: a plain stack of layers, each feeding the next -- the linear case of the functional graph."""
 from torch import nn
 
-from ..layers import InputLayer, Layer, deserialize, serialize
-from ..layers.core import Embedding
+from .. import registry
+from ..layers import Embedding, InputLayer, Layer
+from ..layers.symbolic import Graph, KerasTensor
 from .model import Model
-from .summary import format_summary
 
 
 class Sequential(Model):
     """``Sequential([Embedding(10000, 32), SimpleRNN(32)])`` or ``model.add(layer)`` one by one.
 
-    The model builds as soon as its input shape is known -- from ``Input(shape=...)``,
-    a first layer's ``input_shape`` / ``batch_input_shape``, or an ``Embedding`` first
-    layer (whose input is always (batch, time)) -- else on the first batch it sees.
+    The model builds as soon as its input shape is known -- from ``Input(shape=...)``, a
+    first layer's ``input_shape`` / ``batch_input_shape``, ``model.build(shape)`` -- else
+    on the first batch it sees (until then ``summary()`` shows it unbuilt, as Keras 3 does).
+    Built, it is a functional graph ``Input -> layer 1 -> ... -> layer n``, so
+    ``model.input``, ``layer.output`` and cutting sub-models work as for ``Model(inputs, outputs)``.
     """
+
+    _is_sequential = True
 
     def __init__(self, layers=None, name=None, trainable=True):
         super().__init__(name=name, trainable=trainable)
         self._layers = nn.ModuleList()
-        self._input_layer = None
-        self._shape = None
-        self._input_shape = None
-        self._call_args = []
+        self._chain = []  # symbolic tensors: the input, then each layer's output
+        self._explicit_input = False
         for layer in layers or []:
             self.add(layer)
 
@@ -35,51 +33,67 @@ class Sequential(Model):
 
     def add(self, layer):
         """Append a layer (or an ``Input``) to the stack."""
+        if isinstance(layer, KerasTensor):
+            if not layer.node.is_input:
+                raise ValueError("Sequential.add() takes layers; a symbolic tensor is allowed only as the first "
+                                 "element, and only one made by rnnkit.Input(...).")
+            layer = layer.node.layer
         if isinstance(layer, InputLayer):
-            if self._layers or self._input_layer is not None:
+            if self._layers or self._chain:
                 raise ValueError("Input(...) can only be the first element of a Sequential model.")
-            self._input_layer = layer
             self.batch_input_shape = layer.batch_input_shape
-            self._shape = self._input_shape = tuple(layer.batch_input_shape)
+            self._chain = [layer.output]
+            self._explicit_input = True
             return
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential.add() takes rnnkit layers, got {type(layer).__name__}. "
                             "Wrap plain torch modules in a Model subclass instead.")
-        if not self._layers and self._shape is None:
-            if layer.batch_input_shape is not None:
-                self.batch_input_shape = tuple(layer.batch_input_shape)
-                self._shape = self.batch_input_shape
-            elif isinstance(layer, Embedding):
-                self._shape = (None, None)
-            self._input_shape = self._shape
+        if not self._layers and not self._chain and layer.batch_input_shape is not None:
+            self.batch_input_shape = tuple(layer.batch_input_shape)
+            self._chain = [_input_for(layer, self.batch_input_shape)]
         self._layers.append(layer)
         self._prepared_for = None
-        params = inspect.signature(layer.forward).parameters
-        self._call_args.append(("mask" in params, "training" in params))
-        if self._shape is not None:
-            self._shape = self._build_layer(layer, self._shape)
-            self.built = all(lay.built for lay in self._layers)
+        if self._chain:
+            try:
+                self._chain.append(layer(self._chain[-1]))
+            except Exception:
+                self._layers = self._layers[:-1]
+                raise
+            self._set_graph()
 
     def pop(self):
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise ValueError("This Sequential model has no layers to pop.")
         layer = self._layers[-1]
-        del self._layers[-1]
-        self._call_args.pop()
+        self._layers = self._layers[:-1]
+        if len(self._chain) > 1:
+            self._chain.pop()
+            self._set_graph()
         self._prepared_for = None
         return layer
 
-    def _build_layer(self, layer, shape):
-        layer._ensure_built(shape, self._device())
-        return tuple(layer.compute_output_shape(shape))
+    def _set_graph(self):
+        if len(self._chain) < 2:
+            self._graph, self.built = None, False
+            return
+        self._inputs_struct, self._outputs_struct = self._chain[0], self._chain[-1]
+        self._graph = Graph([self._chain[0]], [self._chain[-1]])
+        self.built = True
 
     def build(self, input_shape=None):
         """Build every layer for ``input_shape`` (with None for the batch and unknown sizes)."""
-        shape = tuple(input_shape) if input_shape is not None else self._shape
-        if shape is None:
-            raise ValueError("Sequential.build() needs an input shape, e.g. model.build((None, 120, 14)).")
-        self._input_shape = shape
+        if input_shape is None:
+            if not self._chain:
+                raise ValueError("Sequential.build() needs an input shape, e.g. model.build((None, 120, 14)).")
+            input_shape = self._chain[0].shape
+        if not self._layers:
+            raise ValueError("This Sequential model has no layers: add some with model.add(...).")
+        chain = [_input_for(self._layers[0], tuple(input_shape))]
         for layer in self._layers:
-            shape = self._build_layer(layer, shape)
-        self.built = True
+            chain.append(layer(chain[-1]))
+        self._chain = chain
+        self._set_graph()
 
     def _ensure_built(self, input_shape, device=None):
         if not self.built:
@@ -89,42 +103,14 @@ class Sequential(Model):
     def forward(self, inputs, training=None, mask=None):
         if not self._layers:
             raise ValueError("This Sequential model has no layers: add some with model.add(...).")
-        x = inputs
-        for layer, (takes_mask, takes_training) in zip(self._layers, self._call_args):
-            kwargs = {}
-            if takes_mask:
-                kwargs["mask"] = mask
-            if takes_training and training is not None:
-                kwargs["training"] = training
-            y = layer(x, **kwargs)
-            mask = layer.compute_mask(x, mask)
-            x = y
-        if mask is not None and isinstance(x, torch.Tensor):
-            x._keras_mask = mask  # as Keras marks outputs: the loss and metrics skip padded steps
-        return x
-
-    def summary(self, line_length=65, print_fn=None):
-        """Print the Keras-style table of layers, output shapes and parameter counts."""
-        if not self.built:
-            raise ValueError(f"Model '{self.name}' is not built yet, so its shapes and parameter counts are "
-                             "unknown. Give the first layer input_shape=..., start with rnnkit.Input(shape=...), "
-                             "call model.build((None, time, features)), or call the model on data.")
-        rows = []
-        shape = self._input_shape
-        for layer in self._layers:
-            shape = tuple(layer.compute_output_shape(shape))
-            rows.append((f"{layer.name} ({type(layer).__name__})", shape, layer.count_params()))
-        trainable = sum(w.numel() for w in self.trainable_weights)
-        total = sum(w.numel() for w in self.weights)
-        text = format_summary(self.name, rows, total, trainable, line_length)
-        (print_fn or print)(text)
+        return super().forward(inputs, training=training, mask=mask)
 
     def get_config(self):
-        config = {"name": self.name, "layers": [serialize(layer) for layer in self._layers]}
-        if self._input_layer is not None:
-            config["input"] = self._input_layer.get_config()
-        elif self.built and self._input_shape is not None:
-            config["build_input_shape"] = list(self._input_shape)
+        config = {"name": self.name, "layers": [registry.serialize(layer) for layer in self._layers]}
+        if self._explicit_input:
+            config["input"] = self._chain[0].node.layer.get_config()
+        elif self.built:
+            config["build_input_shape"] = list(self._chain[0].shape)
         return config
 
     @classmethod
@@ -133,7 +119,12 @@ class Sequential(Model):
         if "input" in config:
             model.add(InputLayer(**config["input"]))
         for spec in config["layers"]:
-            model.add(deserialize(spec, custom_objects))
+            model.add(registry.deserialize(spec, custom_objects))
         if not model.built and config.get("build_input_shape"):
             model.build(config["build_input_shape"])
         return model
+
+
+def _input_for(first_layer, batch_shape):
+    """The Input a stack starts from: token ids for an Embedding, float32 otherwise."""
+    return InputLayer(batch_shape=batch_shape, dtype="int64" if isinstance(first_layer, Embedding) else None).output

@@ -1,5 +1,9 @@
-"""The text of ``model.summary()``, in Keras's table layout."""
+"""The text of ``model.summary()``: Keras's table of layers, output shapes and parameter counts.
 
+A chain of layers gets the three columns of the lecture's table; a graph with branches,
+merges or shared layers adds Keras's "Connected to" column (``layer[node][tensor]``).
+Columns widen to fit long names instead of cutting them off.
+"""
 
 def _shape_text(shape):
     parts = ["None" if d is None else str(d) for d in shape]
@@ -14,25 +18,77 @@ def _size_text(count):
         size /= 1024
 
 
-def format_summary(model_name, rows, total, trainable, line_length=65):
-    """rows: (name (Type), output shape tuple, parameter count)."""
-    positions = [int(line_length * 0.45), int(line_length * 0.85), line_length]
+def _graph_nodes(model):
+    graph = getattr(model, "_graph", None)
+    return [] if graph is None else graph.nodes
+
+
+def _sequential_like(model, nodes):
+    """Keras's test: one node per depth, each with one input tensor, no layer called twice."""
+    if getattr(model, "_graph", None) is None or getattr(model, "_is_sequential", False):
+        return True
+    layers = [n.layer for n in nodes]
+    if len({id(layer) for layer in layers}) != len(layers):
+        return False
+    inputs = model._graph.inputs
+    if len(inputs) != 1 or len(model._graph.outputs) != 1:
+        return False
+    previous = inputs[0]
+    for node in nodes:
+        if len(node.input_tensors) != 1 or node.input_tensors[0] is not previous or len(node.output_tensors) != 1:
+            return False
+        previous = node.output_tensors[0]
+    return True
+
+
+def summary_rows(model):
+    """``(rows, connected)``: rows of (name (Type), output shape text, params text[, connected to])."""
+    nodes = _graph_nodes(model)
+    connected = not _sequential_like(model, nodes)
+    rows = []
+    for layer in model.layers:
+        own = [n for n in layer._inbound_nodes if n.is_input or any(n is m for m in nodes)]
+        if own:
+            outputs = own[-1].output_tensors
+            shapes = [_shape_text(t.shape) for t in outputs]
+            shape = shapes[0] if len(shapes) == 1 else "[" + ", ".join(shapes) + "]"
+        else:
+            shape = "?"
+        params = f"{layer.count_params():,}" if layer.built else "0 (unbuilt)"
+        row = [f"{layer.name} ({type(layer).__name__})", shape, params]
+        if connected:
+            links = [f"{t._keras_history[0].name}[{t._keras_history[1]}][{t._keras_history[2]}]"
+                     for n in own if not n.is_input for t in n.input_tensors]
+            row.append(", ".join(links) or "-")
+        rows.append(row)
+    return rows, connected
+
+
+def format_summary(model_name, rows, total, trainable, line_length=None, connected=False):
+    """rows: lists of column texts (name (Type), output shape, params[, connected to])."""
+    header = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected else [])
+    line_length = line_length or (100 if connected else 65)
+    fractions = [0.33, 0.55, 0.67, 1.0] if connected else [0.45, 0.85, 1.0]
+    widths, start = [], 0
+    for i, fraction in enumerate(fractions):
+        need = max([len(header[i])] + [len(str(r[i])) for r in rows]) + 1
+        width = max(int(line_length * fraction) - start, need if i < len(fractions) - 1 else 0)
+        widths.append(width)
+        start += width
+    total_width = max(line_length, sum(widths[:-1]) + max(len(str(r[-1])) for r in rows + [header]))
 
     def row(fields):
-        line = ""
-        for field, end in zip(fields, positions):
-            line = (line + str(field))[: end - 1].ljust(end)
-        return line.rstrip()
+        return "".join(str(f).ljust(w) for f, w in zip(fields, widths)).rstrip()
 
-    lines = [f'Model: "{model_name}"', "_" * line_length,
-             row(["Layer (type)", "Output Shape", "Param #"]), "=" * line_length]
-    for i, (name, shape, count) in enumerate(rows):
-        lines.append(row([name, _shape_text(shape), f"{count:,}"]))
-        lines.append("=" * line_length if i == len(rows) - 1 else "_" * line_length)
+    lines = [f'Model: "{model_name}"', "_" * total_width, row(header), "=" * total_width]
+    for i, fields in enumerate(rows):
+        lines.append(row(fields))
+        lines.append("=" * total_width if i == len(rows) - 1 else "_" * total_width)
     if not rows:
-        lines.append("=" * line_length)
+        lines.append("=" * total_width)
     lines += [f"Total params: {total:,} ({_size_text(total)})",
               f"Trainable params: {trainable:,} ({_size_text(trainable)})",
               f"Non-trainable params: {total - trainable:,} ({_size_text(total - trainable)})",
-              "_" * line_length]
+              "_" * total_width]
     return "\n".join(lines)
+

@@ -3,23 +3,51 @@ import numpy as np
 
 
 def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre", value=0.0):
-    """Pad (or cut) lists of ids to one length, as ``keras.utils.pad_sequences``.
+    """Pad (or cut) sequences to one length, as ``keras.utils.pad_sequences``.
 
-    ``padding``/``truncating``: 'pre' pads or cuts at the start, 'post' at the end.
-    ``maxlen`` defaults to the longest sequence.
+    Args:
+        sequences: a list of sequences (lists or arrays; each step may itself be an array,
+            whose shape is taken from the first non-empty sequence).
+        maxlen: the length of the result; default the longest sequence.
+        dtype: dtype of the result (``object`` or a string dtype for strings).
+        padding: ``"pre"`` pads at the start, ``"post"`` at the end.
+        truncating: ``"pre"`` cuts longer sequences at the start, ``"post"`` at the end.
+        value: the padding value.
+
+    Returns:
+        An array of shape ``(len(sequences), maxlen, *step_shape)``.
+
+        pad_sequences([[1, 2, 3], [4]], maxlen=2)         # [[2, 3], [0, 4]]
     """
     if padding not in ("pre", "post"):
         raise ValueError(f"padding must be 'pre' or 'post', got {padding!r}.")
     if truncating not in ("pre", "post"):
         raise ValueError(f"truncating must be 'pre' or 'post', got {truncating!r}.")
-    sequences = [list(s) for s in sequences]
+    if not hasattr(sequences, "__len__"):
+        raise ValueError("`sequences` must be a list of sequences.")
+    lengths, sample_shape = [], None
+    for seq in sequences:
+        try:
+            lengths.append(len(seq))
+        except TypeError:
+            raise ValueError(f"`sequences` must be a list of iterables. Found non-iterable: {seq!r}") from None
+        if sample_shape is None and len(seq):
+            sample_shape = np.asarray(seq).shape[1:]
+    sample_shape = sample_shape or ()
     if maxlen is None:
-        maxlen = max((len(s) for s in sequences), default=0)
-    out = np.full((len(sequences), maxlen), value, dtype=dtype)
+        maxlen = max(lengths, default=0)
+    is_dtype_str = np.issubdtype(dtype, np.str_) or np.issubdtype(dtype, np.bytes_)
+    if isinstance(value, str) and dtype is not object and not is_dtype_str:
+        raise ValueError(f"`dtype` {dtype} is not compatible with the string `value` {value!r}: "
+                         "set dtype=object for variable-length strings.")
+    out = np.full((len(lengths), maxlen) + sample_shape, value, dtype=dtype)
     for i, seq in enumerate(sequences):
-        if not seq or maxlen == 0:
+        if not len(seq) or maxlen == 0:
             continue
-        kept = seq[-maxlen:] if truncating == "pre" else seq[:maxlen]
+        kept = np.asarray(seq[-maxlen:] if truncating == "pre" else seq[:maxlen], dtype=dtype)
+        if kept.shape[1:] != sample_shape:
+            raise ValueError(f"Shape of sample {kept.shape[1:]} of sequence at position {i} is different from "
+                             f"expected shape {sample_shape}")
         if padding == "post":
             out[i, : len(kept)] = kept
         else:

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import math
 import operator
-import warnings
 
 import numpy as np
 import torch
+
+from ..data import Dataset
 
 __all__ = ["TimeseriesDataset", "timeseries_dataset_from_array"]
 
@@ -26,50 +27,37 @@ def _as_int(value, name):
         raise TypeError(f"`{name}` must be an integer. Received: {name}={value!r}") from None
 
 
-def _as_tensor(array, name, keep_integers=False):
-    """Return ``array`` as a torch tensor, without a copy when it is float32 already.
-
-    Floating input becomes float32. With ``keep_integers``, integer and
-    boolean input becomes int64 instead, so class labels stay usable as
-    indices.
-    """
+def _as_array(array, name):
+    """``array`` as a NumPy array or torch tensor, without a copy and with its dtype kept (as Keras)."""
     if isinstance(array, torch.Tensor):
-        tensor = array.detach()
-    else:
-        if hasattr(array, "to_numpy"):
-            array = array.to_numpy()
-        array = np.asarray(array)
-        if array.dtype == object:
-            raise TypeError(f"`{name}` must be numeric; got an array of Python objects.")
-        if not array.flags.writeable:
-            # torch warns about read-only memory; windows only ever read from it.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                tensor = torch.from_numpy(array)
-        else:
-            tensor = torch.from_numpy(array)
-    if keep_integers and (tensor.dtype == torch.bool or not (tensor.is_floating_point() or tensor.is_complex())):
-        return tensor.to(torch.int64)
-    return tensor.to(torch.float32)
+        return array.detach()
+    if hasattr(array, "to_numpy"):  # pandas
+        array = array.to_numpy()
+    array = np.asarray(array)
+    if array.dtype == object:
+        raise TypeError(f"`{name}` must be numeric; got an array of Python objects.")
+    return array
 
 
-class TimeseriesDataset:
-    """Lazy, re-iterable dataset of sliding windows.
+class TimeseriesDataset(Dataset):
+    """Lazy, re-iterable :class:`rnnkit.data.Dataset` of sliding windows.
 
-    Iterating yields ``(x, y)`` tuples of torch tensors (``x`` only when the
-    dataset has no targets): ``x`` has shape
-    ``(batch, sequence_length, *data.shape[1:])`` and ``y`` has shape
-    ``(batch, *targets.shape[1:])``. With ``batch_size=None`` single samples
-    are yielded without the batch axis. ``len()`` is the number of batches.
+    Iterating yields ``(x, y)`` tuples (``x`` only when the dataset has no targets) of NumPy
+    arrays, or torch tensors after ``with_backend("torch")``, with the dtypes of ``data`` and
+    ``targets``: ``x`` has shape ``(batch, sequence_length, *data.shape[1:])`` and ``y`` has
+    shape ``(batch, *targets.shape[1:])``. With ``batch_size=None`` single samples are yielded
+    without the batch axis. ``len()`` is the number of batches. Every ``Dataset`` method
+    (``map``, ``take``, ``unbatch``, ...) applies.
 
-    With ``shuffle=True`` every new iteration draws a fresh order of the
-    windows from a generator seeded once with ``seed``: epochs differ from
-    each other, yet the whole sequence of epochs is reproducible. The first
-    epoch's order is exactly Keras's shuffled start positions.
+    With ``shuffle=True`` every new iteration draws a fresh order of the windows from a
+    generator seeded once with ``seed``: epochs differ from each other, yet the whole
+    sequence of epochs is reproducible. The first epoch's order is exactly Keras's shuffled
+    start positions.
     """
 
     def __init__(self, data, targets, start_positions, sequence_length, sampling_rate,
                  batch_size, shuffle, seed):
+        super().__init__(backend="numpy")
         self.data = data
         self.targets = targets
         self.start_positions = start_positions
@@ -78,7 +66,7 @@ class TimeseriesDataset:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed
-        self._offsets = torch.arange(sequence_length, dtype=torch.int64) * sampling_rate
+        self._offsets = np.arange(sequence_length, dtype=np.int64) * sampling_rate
         self._rng = np.random.RandomState(seed) if shuffle else None
 
     @property
@@ -86,43 +74,52 @@ class TimeseriesDataset:
         """Number of windows (samples) in one pass over the dataset."""
         return len(self.start_positions)
 
-    def __len__(self):
+    def _cardinality(self):
         if self.batch_size is None:
             return self.num_samples
         return math.ceil(self.num_samples / self.batch_size)
 
-    def __iter__(self):
+    # Unbatched, the windows are rows that ``batch()`` can gather a batch at a time.
+    @property
+    def _indexable(self):
+        return self.batch_size is None
+
+    def _index_order(self):
         order = self.start_positions
         if self.shuffle:
             order = order.copy()
             self._rng.shuffle(order)
-        return self._generate(torch.from_numpy(order))
+        return iter(order)
 
-    def _generate(self, order):
+    def _iter(self):
+        order = np.fromiter(self._index_order(), dtype=np.int64, count=self.num_samples)
         if self.batch_size is None:
             for start in order:
-                yield self._window(start)
+                yield self._gather(start)
             return
         for begin in range(0, len(order), self.batch_size):
-            yield self._window(order[begin:begin + self.batch_size])
+            yield self._gather(order[begin:begin + self.batch_size])
 
-    def _window(self, starts):
-        """Gather the window(s) starting at ``starts`` (a scalar or 1-D tensor)."""
-        device = self.data.device
-        starts = starts.to(device)
-        if starts.dim() == 0:
-            x = self.data[starts + self._offsets.to(device)]
-        else:
-            x = self.data[starts[:, None] + self._offsets.to(device)[None, :]]
+    def _gather(self, starts):
+        """The window(s) starting at ``starts`` (an integer or a 1-D array), with their targets."""
+        starts = np.asarray(starts, dtype=np.int64)
+        rows = starts[..., None] + self._offsets
+        x = _take(self.data, rows)
         if self.targets is None:
             return x
-        return x, self.targets[starts.to(self.targets.device)]
+        return x, _take(self.targets, starts)
 
     def __repr__(self):
         return (f"TimeseriesDataset(num_samples={self.num_samples}, batches={len(self)}, "
                 f"batch_size={self.batch_size}, sequence_length={self.sequence_length}, "
                 f"sampling_rate={self.sampling_rate}, shuffle={self.shuffle}, "
                 f"targets={self.targets is not None})")
+
+
+def _take(array, index):
+    if isinstance(array, torch.Tensor):
+        return array[torch.from_numpy(index).to(array.device)]
+    return array[index]
 
 
 def timeseries_dataset_from_array(
@@ -148,11 +145,11 @@ def timeseries_dataset_from_array(
     target is ``targets[s + p_i]``.
 
     Args:
-        data: array-like or tensor of consecutive time steps on axis 0;
-            stored as float32 (without a copy when it already is float32).
-        targets: array-like aligned with ``data``, or ``None`` to yield inputs
-            only. Floating targets become float32, integer or boolean targets
-            int64 (class indices).
+        data: array-like or tensor of consecutive time steps on axis 0; kept
+            as it is (no copy, same dtype, as Keras).
+        targets: array-like aligned with ``data`` (``targets[i]`` is the target
+            of the window starting at ``data[i]``), or ``None`` to yield inputs
+            only; kept with its dtype too.
         sequence_length: number of time steps in each window.
         sequence_stride: period between the starts of consecutive windows.
         sampling_rate: period between the time steps inside a window.
@@ -165,7 +162,14 @@ def timeseries_dataset_from_array(
         end_index: rows from it onwards are not used in any window.
 
     Returns:
-        A :class:`TimeseriesDataset`.
+        A :class:`TimeseriesDataset` (an :class:`rnnkit.data.Dataset`) yielding
+        NumPy arrays, or torch tensors after ``.with_backend("torch")``.
+
+    Example (Keras's: predict the next step from the 10 before it)::
+
+        data = np.arange(100, dtype="float32")
+        ds = timeseries_dataset_from_array(data[:-10], data[10:], sequence_length=10)
+        x, y = next(iter(ds))        # x[0] == data[:10], y[0] == data[10]
 
     Differences from Keras: ``end_index == len(data)`` is accepted (Keras
     rejects it although it means the same as ``None``); a range too short for
@@ -179,15 +183,15 @@ def timeseries_dataset_from_array(
     if batch_size is not None:
         batch_size = _as_int(batch_size, "batch_size")
 
-    data = _as_tensor(data, "data")
-    if data.dim() == 0:
+    data = _as_array(data, "data")
+    if data.ndim == 0:
         raise ValueError("`data` must have a time axis (axis 0); received a scalar.")
     num_rows = data.shape[0]
     if num_rows == 0:
         raise ValueError("`data` is empty: it has no time steps.")
     if targets is not None:
-        targets = _as_tensor(targets, "targets", keep_integers=True)
-        if targets.dim() == 0:
+        targets = _as_array(targets, "targets")
+        if targets.ndim == 0:
             raise ValueError("`targets` must have a time axis (axis 0); received a scalar.")
 
     if sequence_length < 1:
