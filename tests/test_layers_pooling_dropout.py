@@ -16,32 +16,23 @@ def test_global_max_pooling_without_mask_is_the_max_over_time():
     np.testing.assert_allclose(kept.numpy()[:, 0], x.max(axis=1))
 
 
-def test_global_max_pooling_skips_masked_steps():
-    # padded steps hold the largest values, so counting them would change every row
-    x = np.array([[[1.0, -2.0], [3.0, -1.0], [9.0, 9.0]],
-                  [[-5.0, -4.0], [9.0, 9.0], [9.0, 9.0]],
-                  [[9.0, 9.0], [9.0, 9.0], [9.0, 9.0]]], dtype="float32")
-    mask = np.array([[1, 1, 0], [1, 0, 0], [0, 0, 0]], dtype=bool)
-    expected = np.array([[3.0, -1.0], [-5.0, -4.0], [0.0, 0.0]], dtype="float32")  # no step left: zeros
-    out = GlobalMaxPooling1D()(torch.tensor(x), mask=torch.tensor(mask))
-    np.testing.assert_array_equal(out.numpy(), expected)
-    assert GlobalMaxPooling1D().compute_mask(torch.tensor(x), torch.tensor(mask)) is None
-
-
-def test_global_max_pooling_takes_the_embedding_mask_in_a_model():
+def test_global_max_pooling_counts_every_step_as_keras_3_does():
+    # Keras 3.15's GlobalMaxPooling1D takes no mask: padded steps count in the max
+    x = np.array([[[1.0, -2.0], [3.0, -1.0], [9.0, 9.0]]], dtype="float32")
+    with pytest.raises(TypeError):
+        GlobalMaxPooling1D()(torch.tensor(x), mask=torch.tensor([[True, True, False]]))
     ids = np.array([[3, 1, 0, 0], [2, 2, 4, 0]])
     model = rnnkit.Sequential([Embedding(5, 3, mask_zero=True), GlobalMaxPooling1D()])
     out = model.predict(ids, verbose=0)
     table = model.layers[0].get_weights()[0]
-    expected = np.stack([table[row[row > 0]].max(axis=0) for row in ids])
-    np.testing.assert_allclose(out, expected, rtol=1e-6)
+    np.testing.assert_allclose(out, table[ids].max(axis=1), rtol=1e-6)
     assert model.layers[1].compute_output_shape((None, 4, 3)) == (None, 3)
 
 
 def test_global_max_pooling_gradient_reaches_only_the_maximum():
     x = torch.tensor([[[1.0], [4.0], [7.0]]], requires_grad=True)
-    GlobalMaxPooling1D()(x, mask=torch.tensor([[True, True, False]])).sum().backward()
-    assert x.grad.reshape(-1).tolist() == [0.0, 1.0, 0.0]
+    GlobalMaxPooling1D()(x).sum().backward()
+    assert x.grad.reshape(-1).tolist() == [0.0, 0.0, 1.0]
 
 
 def test_global_max_pooling_config_round_trip_and_rank_check():

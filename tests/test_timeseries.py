@@ -131,7 +131,7 @@ def test_torch_backend_yields_tensors_and_keeps_tensor_data_on_its_device():
     x, y = next(iter(ds))
     assert isinstance(x, torch.Tensor) and x.shape == (8, 4) and x.dtype == torch.float32
     assert torch.equal(x[:, 0] * 10, y)
-    x_np, _ = next(iter(timeseries_dataset_from_array(data, None, 4, batch_size=8).batch(1)))
+    x_np = next(iter(timeseries_dataset_from_array(data, None, 4, batch_size=8).batch(1)))
     assert isinstance(x_np, np.ndarray) and x_np.shape == (1, 8, 4)
 
 

@@ -1,4 +1,4 @@
-"""Activation functions by Keras name."""
+"""Activation functions by Keras name, also callable as in Keras: ``rnnkit.activations.tanh(x)``."""
 import difflib
 
 import torch
@@ -14,13 +14,25 @@ def hard_sigmoid(x):
     return F.relu6(x + 3.0) / 6.0
 
 
+def softmax(x, axis=-1):
+    return torch.softmax(x, dim=axis)
+
+
+def log_softmax(x, axis=-1):
+    return torch.log_softmax(x, dim=axis)
+
+
+tanh, sigmoid, relu, exponential = torch.tanh, torch.sigmoid, torch.relu, torch.exp
+elu, selu, gelu, softplus, softsign, silu = F.elu, F.selu, F.gelu, F.softplus, F.softsign, F.silu
+swish = silu
+
 _ACTIVATIONS = {
     "linear": linear,
     "tanh": torch.tanh,
     "sigmoid": torch.sigmoid,
     "relu": torch.relu,
-    "softmax": lambda x: torch.softmax(x, dim=-1),
-    "log_softmax": lambda x: torch.log_softmax(x, dim=-1),
+    "softmax": softmax,
+    "log_softmax": log_softmax,
     "elu": F.elu,
     "selu": F.selu,
     "gelu": F.gelu,

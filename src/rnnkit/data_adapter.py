@@ -127,7 +127,7 @@ def _take(data, idx):
 
 def _path(i, structure):
     if isinstance(structure, dict):
-        return f"[{list(structure)[i]!r}]" if i < len(structure) else f"[{i}]"
+        return f"[{sorted(structure)[i]!r}]" if i < len(structure) else f"[{i}]"
     return f"[{i}]" if _is_structure(structure) else ""
 
 

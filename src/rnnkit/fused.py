@@ -1,9 +1,11 @@
-"""The fast path: whole sequences in PyTorch's native fused RNN kernels.
+"""The fast path: whole sequences in fused kernels, and the choice of path for each RNN call.
 
-Same inputs and results as the step-by-step functions in ``rnnkit.recurrence``
-(oneDNN/MKL on CPU, cuDNN on GPU, through ``torch.lstm`` / ``torch.gru`` /
-``torch.rnn_tanh`` / ``torch.rnn_relu``, the ops behind ``torch.nn.LSTM`` and friends).
-Keras-layout weights are mapped to the kernels' layout here:
+:func:`plan` decides how one call of an RNN runs -- which fused kernel, or the step-by-step
+reference of ``rnnkit.recurrence`` -- and says why (``layer.execution_path``); :func:`run`
+runs a fused plan. Same inputs and results as the reference functions (oneDNN/MKL on CPU,
+cuDNN on GPU, through ``torch.lstm`` / ``torch.gru`` / ``torch.rnn_tanh`` /
+``torch.rnn_relu``, the ops behind ``torch.nn.LSTM`` and friends). Keras-layout weights
+are mapped to the kernels' layout here:
 
 * kernel (in, k*units) -> weight_ih (k*units, in); recurrent_kernel -> weight_hh
 * Keras's single bias -> bias_ih, with a zero bias_hh (SimpleRNN, LSTM)
@@ -24,17 +26,107 @@ parameters.
 """
 import functools
 import warnings
+from dataclasses import dataclass
+from typing import Optional
 
 import torch
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from . import cpu_kernels, cpu_loops
 
-_KERNELS = {"lstm": torch.lstm, "gru": torch.gru}
+
+# ----- which path, and why --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Plan:
+    """How one RNN call runs: ``path`` (what ``layer.execution_path`` shows) and ``reason`` (why).
+
+    A reference plan has ``kind`` None. A fused plan names the recurrence (``kind``:
+    'simple_rnn', 'lstm', 'gru') and the code that runs it:
+
+    * ``kernel``: 'native-c' (rnnkit's C kernels), 'torch-loop' (``cpu_loops``' SimpleRNN), or
+      'aten' (``torch.lstm`` / ``torch.gru`` / ``torch.rnn_*``: oneDNN's LSTM or ATen's loop
+      on the CPU, cuDNN on CUDA)
+    * ``packed``: a masked batch runs as a PackedSequence (else the whole padded batch runs
+      and each row is read at its last real step)
+    * ``mask_layout``: 'right' or 'left' padding (left padding is rotated into right padding)
+    * ``float32``: a GRU or SimpleRNN under CPU bf16 autocast runs in float32
+    """
+
+    path: str
+    reason: str
+    kind: Optional[str] = None
+    activation: str = "tanh"
+    kernel: Optional[str] = None
+    packed: bool = False
+    mask_layout: Optional[str] = None
+    float32: bool = False
+
+    @property
+    def fused(self):
+        return self.kind is not None
 
 
-def unsupported_reason(kind, options, activation_name, recurrent_activation_name):
-    """Why the fused kernel cannot compute this configuration exactly, or None if it can."""
+def plan(cell, options, x, use_fused="auto"):
+    """Choose how an RNN call runs: a fused kernel where one computes exactly this call, else the reference.
+
+    Arguments:
+        cell: the RNN's cell. Built-in cells (SimpleRNNCell, LSTMCell, GRUCell) name their
+            recurrence in ``cell.fused_kind``; any other cell runs step by step through its call().
+        options: this call's ``rnnkit.recurrence.SequenceOptions`` (mask, dropout masks,
+            go_backwards, what the caller reads). A mask's layout and lengths are stored there.
+        x: the input (batch, time, features); its device and dtype pick the kernel.
+        use_fused: "auto" or True: fused whenever exact; False: always the reference. (For
+            True the layer raises when the plan is not fused.)
+
+    Returns a :class:`Plan`. Its ``path``, for example::
+
+        fused: native-c gru            float32 GRU or SimpleRNN on the CPU
+        fused: aten lstm (oneDNN)      LSTM on the CPU
+        fused: native-c gru unpacked   right- or left-padded batch run whole, read at each row's end
+        fused: aten lstm packed        padded batch whose final LSTM cell state is read
+        fused: aten gru (cuDNN)        on CUDA
+        reference: recurrent_dropout in training
+
+    Only masked calls cost more than a few comparisons: the mask's layout is read once per call.
+
+        >>> cell = LSTMCell(8); cell._ensure_built((None, 3))
+        >>> plan(cell, SequenceOptions(), torch.zeros(2, 5, 3)).path
+        'fused: aten lstm (oneDNN)'
+    """
+    if use_fused is False:
+        return reference_plan("use_fused=False")
+    kind = getattr(cell, "fused_kind", None)
+    if kind is None:
+        return reference_plan(f"{type(cell).__name__} has no fused kernel")
+    reason = _unsupported_reason(kind, cell.activation_name, cell.recurrent_activation_name, options)
+    if reason is not None:
+        return reference_plan(reason)
+    device, activation = x.device.type, cell.activation_name
+    float32 = kind != "lstm" and device == "cpu" and torch.is_autocast_enabled("cpu")
+    dtype = torch.float32 if float32 else x.dtype
+    native = (kind != "lstm" and device == "cpu" and dtype == torch.float32 and cell.kernel.dtype == torch.float32
+              and cpu_kernels.available())
+    if device != "cpu":
+        kernel, why = "aten", f"{device} tensors"
+    elif native:
+        kernel, why = "native-c", "float32 on the CPU: rnnkit's C kernel"
+    elif kind == "lstm":
+        kernel, why = "aten", "LSTM on the CPU"
+    else:
+        kernel = "torch-loop" if kind == "simple_rnn" else "aten"
+        why = (f"no native kernel for {dtype}" if dtype != torch.float32
+               else f"native kernels unavailable: {cpu_kernels.unavailable_reason()}")
+    packed = False
+    if options.mask is not None:
+        packed, mask_why = _packing(kind, activation, x, options, cell.recurrence_weights(), native)
+        kernel = "aten" if packed else kernel
+        why = f"{why}; {options.mask_layout}-padded mask: {mask_why}"
+    return _fused(kind, activation, kernel, packed, options.mask_layout, float32, why,
+                  _library(kind, device, dtype, kernel, packed))
+
+
+def _unsupported_reason(kind, activation_name, recurrent_activation_name, options):
+    """Why no fused kernel computes this configuration exactly, or None if one does."""
     if kind == "simple_rnn":
         if activation_name not in ("tanh", "relu"):
             return f"activation '{activation_name}' (fused SimpleRNN supports tanh and relu)"
@@ -49,21 +141,73 @@ def unsupported_reason(kind, options, activation_name, recurrent_activation_name
         return "recurrent_dropout in training"
     if options.mask is not None:
         if options.mask_layout is None:
-            options.mask_layout = mask_layout(options.mask)
+            options.mask_lengths = options.mask.sum(dim=1)
+            options.mask_layout = mask_layout(options.mask, options.mask_lengths)
         if options.mask_layout not in ("right", "left"):
             return options.mask_layout
     return None
 
 
-def mask_layout(mask):
+def _packing(kind, activation, x, options, weights, native):
+    """(packed?, why) for a right- or left-padded batch.
+
+    On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
+    4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
+    native kernels (``cpu_kernels``) and the SimpleRNN's two-op loop (``cpu_loops``) beat
+    ATen's packed loops in inference too. The unpacked run also computes the padded steps
+    and discards them; it cannot give an LSTM's cell state at each row's last token, and a
+    relu SimpleRNN could overflow over long padding, so those keep packed sequences, as
+    does CUDA (cuDNN runs packed sequences natively). ``native``: the plan runs ``cpu_kernels``.
+    """
+    if x.device.type != "cpu":
+        return True, "packed (cuDNN runs packed sequences natively)"
+    if kind == "simple_rnn" and activation == "relu":
+        return True, "packed (a relu SimpleRNN could overflow over the padding)"
+    if kind == "lstm" and options.needs_final_cell:
+        return True, "packed (the LSTM's final cell state is read)"
+    autograd = torch.is_grad_enabled() and any(w is not None and w.requires_grad for w in weights)
+    if not autograd and kind == "gru" and not native:
+        return True, "packed (in inference ATen's GRU loop is no faster unpacked)"
+    lengths = options.mask_lengths
+    if int(lengths.sum()) * 10 < lengths.numel() * x.shape[1]:
+        return True, "packed (under 10% of the steps are real)"
+    return False, "unpacked, read at each row's last step (faster than ATen's packed loop)"
+
+
+def _library(kind, device, dtype, kernel, packed):
+    """The library behind ATen's call, where it is not ATen's own loop: 'oneDNN', 'cuDNN' or None."""
+    if kernel != "aten":
+        return None
+    if device == "cuda":
+        return "cuDNN" if torch.backends.cudnn.enabled and torch.backends.cudnn.is_available() else None
+    if (device == "cpu" and kind == "lstm" and not packed and dtype in (torch.float32, torch.bfloat16)
+            and torch.backends.mkldnn.enabled and torch.backends.mkldnn.is_available()):
+        return "oneDNN"
+    return None
+
+
+@functools.lru_cache(maxsize=None)
+def reference_plan(reason):
+    """The plan of the step-by-step reference, for ``reason``."""
+    return Plan(path=f"reference: {reason}", reason=reason)
+
+
+@functools.lru_cache(maxsize=None)
+def _fused(kind, activation, kernel, packed, layout, float32, reason, library):
+    masked = " packed" if packed else " unpacked" if layout else ""
+    path = f"fused: {kernel} {kind}{masked}" + (f" ({library})" if library else "")
+    return Plan(path, reason, kind, activation, kernel, packed, layout, float32)
+
+
+def mask_layout(mask, lengths=None):
     """'right' (padding after the tokens), 'left' (padding before), or why neither fits.
 
     Right padding maps straight to packed sequences. Left padding (Keras's
     ``pad_sequences`` default) is rotated into right padding and back: in Keras's loop
     the masked prefix keeps the initial state and outputs zeros, which is exactly what
-    the rotated packed run gives.
+    the rotated packed run gives. ``lengths``: ``mask.sum(dim=1)`` when already known.
     """
-    lengths = mask.sum(dim=1)
+    lengths = mask.sum(dim=1) if lengths is None else lengths
     if bool((lengths == 0).any()):
         return "mask has an all-padding sequence"
     steps = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
@@ -74,6 +218,7 @@ def mask_layout(mask):
     return "mask is neither right- nor left-padded"
 
 
+# ----- running a fused plan --------------------------------------------------------------------------
 def _rotate(t, shift):
     """Row b of ``t`` rotated left along time by ``shift[b]`` steps."""
     steps = t.shape[1]
@@ -119,73 +264,75 @@ def native_weights(kind, weights, cache=None):
     return converted
 
 
-def _kernel(kind, activation_name):
+def _aten(kind, activation_name):
     if kind == "simple_rnn":
         return torch.rnn_relu if activation_name == "relu" else torch.rnn_tanh
-    return _KERNELS[kind]
+    return torch.lstm if kind == "lstm" else torch.gru
 
 
-def run(kind, x, states, weights, options, activation_name="tanh", training=False, backward=None, cache=None):
-    """Run one layer (or a bidirectional pair) through the fused kernel.
+def _unpacked_function(plan, x):
+    """The ``torch.gru``-style function that runs ``plan``'s kernel on a whole (unpacked) batch."""
+    relu = plan.activation == "relu"
+    if plan.kernel == "native-c":
+        return cpu_kernels.gru if plan.kind == "gru" else functools.partial(cpu_kernels.simple_rnn, relu=relu)
+    if plan.kernel == "torch-loop":
+        return functools.partial(cpu_loops.simple_rnn, relu=relu)
+    return _quiet_on_cuda(_aten(plan.kind, plan.activation), x)
 
-    ``backward`` = (states, weights, cache) of a reverse direction makes this one bidirectional
-    call; its outputs come back aligned with the input time steps, as Keras's
-    ``Bidirectional`` presents them. Returns ``(outputs, states)`` for one direction, or
-    ``(forward_outputs, backward_outputs, forward_states, backward_states)`` for two.
 
-    Under bf16 autocast on the CPU, GRU and SimpleRNN run in float32: ATen's loops for them
-    are slower in bfloat16 than in float32 (only oneDNN's LSTM has bf16 kernels), and
-    rnnkit's native kernels are float32, so float32 is both faster and exact there. Their
-    outputs are float32; the next layer casts.
+def run(plan, x, states, weights, options, training=False, backward=None, cache=None):
+    """Run a fused ``plan`` (from :func:`plan`) for one layer, or for a bidirectional pair.
+
+    ``weights``: Keras's (kernel, recurrent_kernel, bias or None); ``cache``: the layer's
+    converted-weight cache (see :func:`native_weights`). ``backward`` = (states, weights,
+    cache) of a reverse direction makes this one bidirectional call; its outputs come back
+    aligned with the input time steps, as Keras's ``Bidirectional`` presents them. Returns
+    ``(outputs, states)`` for one direction, or ``(forward_outputs, backward_outputs,
+    forward_states, backward_states)`` for two; outputs are None where ``options`` says
+    they are not read.
+
+    Under bf16 autocast on the CPU, GRU and SimpleRNN run in float32 (``plan.float32``):
+    ATen's loops for them are slower in bfloat16 than in float32 (only oneDNN's LSTM has
+    bf16 kernels), and rnnkit's native kernels are float32, so float32 is both faster and
+    exact there. Their outputs are float32; the next layer casts.
     """
-    if kind != "lstm" and x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+    if plan.float32:
         with torch.autocast("cpu", enabled=False):
             states = [s.float() for s in states]
             if backward is not None:
                 backward = ([s.float() for s in backward[0]], *backward[1:])
-            return _run(kind, x.float(), states, weights, options, activation_name, training, backward, cache)
-    return _run(kind, x, states, weights, options, activation_name, training, backward, cache)
+            return _run(plan, x.float(), states, weights, options, training, backward, cache)
+    return _run(plan, x, states, weights, options, training, backward, cache)
 
 
-def _run(kind, x, states, weights, options, activation_name, training, backward, cache):
+def _run(plan, x, states, weights, options, training, backward, cache):
+    kind = plan.kind
     params = native_weights(kind, weights, cache)
     has_bias = len(params) == 4
     hx = _stack_states(kind, states, None if backward is None else backward[0])
     if backward is not None:
         params = params + native_weights(kind, backward[1], backward[2])
     if x.device.type == "cuda":
-        params = _cudnn_flat(kind, activation_name, params, x.shape[-1], backward is not None)
+        params = _cudnn_flat(kind, plan.activation, params, x.shape[-1], backward is not None)
     if options.input_dropout is not None:
         x = x * options.input_dropout.unsqueeze(1)
-    mask, layout = options.mask, None
-    if mask is not None:
-        layout = options.mask_layout or mask_layout(mask)
+    mask, layout = options.mask, plan.mask_layout
     if options.go_backwards:
         x = x.flip(1)
         if mask is not None:
             mask, layout = mask.flip(1), {"right": "left", "left": "right"}[layout]
-    fn = _quiet_on_cuda(_kernel(kind, activation_name), x)
-    unpacked_fn = fn
-    native = kind != "lstm" and cpu_kernels.supports(x, params)
-    if kind == "simple_rnn" and x.device.type == "cpu":  # run() has turned CPU autocast off for it
-        loop = cpu_kernels.simple_rnn if native else cpu_loops.simple_rnn
-        unpacked_fn = functools.partial(loop, relu=activation_name == "relu")
-    elif native:
-        unpacked_fn = cpu_kernels.gru
+    fn = _unpacked_function(plan, x)
     bidirectional = backward is not None
     if mask is None:
-        out, h_n = _call(unpacked_fn, kind, x, hx, params, has_bias, training, bidirectional)
+        out, h_n = _call(fn, kind, x, hx, params, has_bias, training, bidirectional)
         if not options.needs_sequences:  # the final h is the last output; no gradient through the sequence
             out = None
     else:
-        lengths = mask.sum(dim=1)
+        lengths = options.mask_lengths
         if layout == "left":
             pad = mask.shape[1] - lengths
             x = _rotate(x, pad)
-        if _prefer_unpacked(kind, activation_name, x, options, lengths, params, native):
-            call, fn = _call_unpacked, unpacked_fn
-        else:
-            call = _call_packed
+        call = _call_packed if plan.packed else _call_unpacked
         out, h_n = call(fn, kind, x, hx, params, has_bias, training, bidirectional, lengths, options.needs_sequences)
         if out is not None and layout == "left":
             out = _rotate(out, -pad)
@@ -312,28 +459,6 @@ def _call_packed(fn, kind, x, hx, params, has_bias, training, bidirectional, len
     if kind == "lstm":
         return out, (h_n[0].index_select(1, unorder), h_n[1].index_select(1, unorder))
     return out, h_n[0].index_select(1, unorder)
-
-
-def _prefer_unpacked(kind, activation_name, x, options, lengths, params, native):
-    """Whether a right-padded batch is faster through the unpacked kernel than packed.
-
-    On CPU, packed sequences leave oneDNN's LSTM for ATen's step loop, whose backward is
-    4-12x slower than the unpacked kernels (B: (128, 500), mean length 270), and the
-    native kernels (``cpu_kernels``) and the SimpleRNN's two-op loop (``cpu_loops``) beat
-    ATen's packed loops in inference too. The unpacked run also computes the padded steps
-    and discards them; it cannot give an LSTM's cell state at each row's last token, and a
-    relu SimpleRNN could overflow over long padding, so those keep packed sequences, as
-    does CUDA (cuDNN runs packed sequences natively). ``native``: this call runs on
-    ``cpu_kernels``.
-    """
-    if x.device.type != "cpu" or (kind == "simple_rnn" and activation_name == "relu"):
-        return False
-    if kind == "lstm" and options.needs_final_cell:
-        return False
-    autograd = torch.is_grad_enabled() and any(p.requires_grad for p in params)
-    if not autograd and kind == "gru" and not native:
-        return False  # inference: ATen's own GRU loop is no faster unpacked
-    return int(lengths.sum()) * 10 >= lengths.numel() * x.shape[1]  # at least 10 % real steps
 
 
 def _reverse_within(t, lengths):

@@ -1,4 +1,8 @@
-"""Text to token ids: ``TextVectorizer`` for words or characters.
+"""Text to token ids for rnnkit's applications: ``TextVectorizer`` for words or characters.
+
+``TextVectorizer`` is :class:`rnnkit.layers.TextVectorization` (which does the work) with the
+applications' tokenisation rules below instead of Keras's, a ``min_count``, equal counts kept
+in first-appearance order, a choice of truncating side, NumPy results and ``inverse``.
 
     from rnnkit.text import TextVectorizer
     vec = TextVectorizer(max_tokens=20000, output_sequence_length=60)
@@ -10,7 +14,8 @@ Index rules (as Keras's ``Tokenizer(oov_token=...)``, ``TextVectorization``):
 
 * 0 is padding and never a token; 1 is the out-of-vocabulary token ``"[UNK]"``.
 * The other tokens follow by descending count in the adapted texts; equal counts keep
-  the order in which the tokens first appeared.
+  the order in which the tokens first appeared (Keras's ``TextVectorization`` puts them in
+  descending string order instead).
 * ``max_tokens`` caps the vocabulary size *including* padding and OOV, so it is the
   ``input_dim`` of the ``Embedding`` that reads the ids (``vocabulary_size()``).
 
@@ -39,11 +44,11 @@ padded to its longest sequence.
 """
 from __future__ import annotations
 
-import collections
 import re
 
 import numpy as np
 
+from .layers.text_vectorization import TextVectorization
 from .utils.sequences import pad_sequences
 
 __all__ = ["TextVectorizer", "PAD_TOKEN", "OOV_TOKEN", "standardize", "tokenize"]
@@ -82,6 +87,19 @@ def tokenize(text, split="word", lower=True, punctuation="strip"):
     return _PATTERNS[punctuation].findall(text)
 
 
+class _AppVectorization(TextVectorization):
+    """TextVectorization ranking equal counts by first appearance and dropping tokens seen fewer
+    than ``min_count`` times: the vocabulary rule of :class:`TextVectorizer`."""
+
+    def __init__(self, min_count=1, **kwargs):
+        super().__init__(**kwargs)
+        self.min_count = min_count
+
+    def _rank_tokens(self, counts):
+        # Counter keeps first-appearance order; sorted() is stable, so ties keep it too.
+        return [tok for tok, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= self.min_count]
+
+
 class TextVectorizer:
     """Map strings to padded int arrays of token ids, word or character level.
 
@@ -114,8 +132,9 @@ class TextVectorizer:
         self.punctuation = punctuation
         self.truncating = truncating
         self.min_count = int(min_count)
-        self._vocab = None
-        self._index = None
+        self._layer = _AppVectorization(min_count=self.min_count, max_tokens=self.max_tokens, standardize=None,
+                                        split=self._tokenize_batch)
+        self._has_vocabulary = False
         if vocabulary is not None:
             self.set_vocabulary(vocabulary)
 
@@ -124,73 +143,49 @@ class TextVectorizer:
         """Tokens of one string under this vectorizer's rules."""
         return tokenize(text, self.split, self.lower, self.punctuation)
 
+    def _tokenize_batch(self, texts):
+        return [self.tokenize(text) for text in texts]
+
     def adapt(self, texts):
         """Build the vocabulary from an iterable of strings (or one long string at char level)."""
-        if isinstance(texts, str):
-            texts = [texts]
-        counts = collections.Counter()
-        seen = 0
-        for text in texts:
-            counts.update(self.tokenize(text))
-            seen += 1
-        if seen == 0:
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        if not texts:
             raise ValueError("adapt() got no texts.")
-        if not counts:
+        self._layer.adapt(texts)
+        if not self._layer.get_vocabulary(include_special_tokens=False):
             raise ValueError("adapt() found no tokens in the texts (are they all empty or punctuation?).")
-        # Counter keeps first-appearance order; sorted() is stable, so ties keep it too.
-        ranked = [tok for tok, n in sorted(counts.items(), key=lambda kv: -kv[1]) if n >= self.min_count]
-        if self.max_tokens is not None:
-            ranked = ranked[: self.max_tokens - 2]
-        self._set(ranked)
-        self.token_counts_ = counts
+        self._has_vocabulary = True
         return self
 
     def set_vocabulary(self, vocabulary):
-        tokens = list(vocabulary)
-        if tokens[:2] == [PAD_TOKEN, OOV_TOKEN]:
-            tokens = tokens[2:]
-        bad = [t for t in tokens if not isinstance(t, str) or t in (PAD_TOKEN, OOV_TOKEN)]
-        if bad:
-            raise ValueError(f"vocabulary holds invalid tokens, e.g. {bad[0]!r}.")
-        if len(set(tokens)) != len(tokens):
-            raise ValueError("vocabulary holds duplicate tokens.")
-        if self.max_tokens is not None and len(tokens) + 2 > self.max_tokens:
-            raise ValueError(f"vocabulary has {len(tokens) + 2} entries with padding and OOV, "
-                             f"more than max_tokens={self.max_tokens}.")
-        self._set(tokens)
-
-    def _set(self, tokens):
-        self._vocab = [PAD_TOKEN, OOV_TOKEN] + list(tokens)
-        self._index = {tok: i for i, tok in enumerate(self._vocab) if i >= 2}
+        """Use ``vocabulary`` (tokens, with or without ``["", "[UNK]"]`` in front)."""
+        self._layer.set_vocabulary(list(vocabulary))
+        self._has_vocabulary = True
 
     def _require_vocab(self):
-        if self._vocab is None:
+        if not self._has_vocabulary:
             raise RuntimeError("This TextVectorizer has no vocabulary yet: call adapt(texts) first.")
 
     def get_vocabulary(self):
         """All tokens by id: ``["", "[UNK]", most frequent, ...]``."""
         self._require_vocab()
-        return list(self._vocab)
+        return self._layer.get_vocabulary()
 
     def vocabulary_size(self):
         """Number of ids (padding and OOV included) = the ``Embedding``'s ``input_dim``."""
         self._require_vocab()
-        return len(self._vocab)
+        return self._layer.vocabulary_size()
 
     # ----- encoding ------------------------------------------------------------------------
     def texts_to_sequences(self, texts):
         """Unpadded id lists, one per string (unknown tokens -> 1)."""
         self._require_vocab()
-        if isinstance(texts, str):
-            texts = [texts]
-        get = self._index.get
-        return [[get(tok, OOV_INDEX) for tok in self.tokenize(text)] for text in texts]
+        strings, _ = self._layer._strings([texts] if isinstance(texts, str) else list(texts))
+        return self._layer._ids(self._layer._token_lists(strings))
 
     def encode(self, text):
         """One string (e.g. a whole corpus at char level) -> 1-D int64 array, unpadded."""
-        self._require_vocab()
-        get = self._index.get
-        return np.fromiter((get(tok, OOV_INDEX) for tok in self.tokenize(text)), dtype=np.int64)
+        return np.asarray(self.texts_to_sequences([text])[0], dtype=np.int64)
 
     def __call__(self, texts, output_sequence_length=None):
         """Strings -> int64 array (n, length), padded with 0 at the end.
@@ -226,13 +221,13 @@ class TextVectorizer:
 
     def _decode(self, row):
         joiner = "" if self.split == "char" else " "
-        size = len(self._vocab)
+        vocabulary = self._layer.get_vocabulary()
         tokens = []
         for i in row.tolist():
             i = int(i)
             if i == PAD_INDEX:
                 continue
-            tokens.append(self._vocab[i] if 0 <= i < size else OOV_TOKEN)
+            tokens.append(vocabulary[i] if 0 <= i < len(vocabulary) else OOV_TOKEN)
         return joiner.join(tokens)
 
     # ----- config --------------------------------------------------------------------------
@@ -242,7 +237,7 @@ class TextVectorizer:
                   "output_sequence_length": self.output_sequence_length, "lower": self.lower,
                   "punctuation": self.punctuation, "truncating": self.truncating,
                   "min_count": self.min_count}
-        config["vocabulary"] = None if self._vocab is None else self._vocab[2:]
+        config["vocabulary"] = self.get_vocabulary()[2:] if self._has_vocabulary else None
         return config
 
     @classmethod
@@ -255,6 +250,6 @@ class TextVectorizer:
         return cls(**config)
 
     def __repr__(self):
-        size = "not adapted" if self._vocab is None else f"{len(self._vocab)} ids"
+        size = f"{self.vocabulary_size()} ids" if self._has_vocabulary else "not adapted"
         return (f"TextVectorizer(split={self.split!r}, max_tokens={self.max_tokens}, "
                 f"output_sequence_length={self.output_sequence_length}, {size})")

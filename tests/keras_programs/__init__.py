@@ -43,6 +43,9 @@ The interface of a program module
     Models that do not share the main model's layers: the harness copies (perturbed)
     Keras weights into them as well.
 
+The harness seeds both libraries (``keras.utils.set_random_seed(0)``, ``torch.manual_seed(0)``)
+before each ``build``, but compares only from copied weights.
+
 Models whose weights do not exist before their first call (subclassed ``K.Model``) are
 built by one ``predict_on_batch`` on their ``data`` before weights are read.
 

@@ -111,7 +111,7 @@ def build_classifier(kind, vocab_size, num_classes, embed_dim=64, units=64, drop
 
     ``pool="last"`` classifies from the recurrent layer's final output; ``"mean"`` from the
     mean of its outputs over the (unpadded) steps, ``"max"`` from their element-wise maximum
-    over the unpadded steps. ``spatial_dropout`` drops whole word-vector channels (the same
+    over all steps, padded ones included (Keras 3's GlobalMaxPooling1D takes no mask). ``spatial_dropout`` drops whole word-vector channels (the same
     ones at every step of a text), ``embed_dropout`` single entries of the word vectors. The
     head is Dense(1, sigmoid) for two classes, else Dense(num_classes, softmax).
     """
@@ -444,7 +444,8 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
                              f"at every word of a text (default {default_spatial_dropout:g})")
     parser.add_argument("--pool", choices=POOLS, default=default_pool,
                         help="classify from the recurrent layer's last output, or the mean or the maximum of its "
-                             f"outputs over the words (padding excluded; default {default_pool})")
+                             f"outputs over the words (the mean leaves padding out, the maximum does not, as in "
+                             f"Keras 3; default {default_pool})")
     parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"(default {default_batch_size})")
     parser.add_argument("--learning-rate", type=positive_float, default=default_learning_rate,

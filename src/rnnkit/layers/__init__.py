@@ -4,7 +4,8 @@ from .core import (Activation, Conv1D, Dense, Dropout, Embedding, Flatten, Globa
                    GlobalMaxPooling1D, MaxPooling1D, RepeatVector, SpatialDropout1D)
 from .input import Input, InputLayer
 from .layer import Layer
-from .recurrent import GRU, LSTM, RecurrentLayer, SimpleRNN
+from .recurrent import GRU, LSTM, RNN, RecurrentLayer, SimpleRNN
+from .rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from .wrappers import Bidirectional, TimeDistributed
 from .attention import AdditiveAttention, Attention
 from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply, Subtract, add, average,
@@ -19,6 +20,7 @@ _CLASSES = {cls.__name__: cls for cls in (
 _CLASSES.update({cls.__name__: cls for cls in (
     Add, AdditiveAttention, Attention, Average, BatchNormalization, Concatenate, Dot, Lambda, LayerNormalization,
     Masking, Maximum, Minimum, Multiply, Permute, Reshape, Subtract)})
+_CLASSES.update({cls.__name__: cls for cls in (GRUCell, LSTMCell, RNN, SimpleRNNCell, StackedRNNCells)})
 
 
 def serialize(layer):

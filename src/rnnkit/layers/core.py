@@ -290,8 +290,9 @@ class _GlobalPooling1D(Layer):
 
 class GlobalAveragePooling1D(_GlobalPooling1D):
     """Mean over time: (batch, time, features) -> (batch, features), or (batch, 1, features) with
-    ``keepdims=True``. With a mask the mean runs over the unmasked steps only; as in Keras 3, a
-    sample whose steps are all masked gets NaN (0 / 0).
+    ``keepdims=True``. With a mask the mean runs over the unmasked steps only, as in Keras 3; a
+    sample whose steps are all masked gets zeros (Keras 3 gives NaN, 0 / 0, which would turn the
+    loss of the whole batch into NaN for one empty text).
 
     Arguments:
         data_format: "channels_last" (default, time on axis 1) or "channels_first" (time on axis 2).
@@ -307,7 +308,10 @@ class GlobalAveragePooling1D(_GlobalPooling1D):
             return inputs.mean(dim=axis, keepdim=self.keepdims)
         keep = torch.as_tensor(mask, device=inputs.device).bool().unsqueeze(2 if axis == 1 else 1)
         summed = torch.where(keep, inputs, torch.zeros((), dtype=inputs.dtype, device=inputs.device))
-        return summed.sum(dim=axis, keepdim=self.keepdims) / keep.to(inputs.dtype).sum(dim=axis, keepdim=self.keepdims)
+        count = keep.to(inputs.dtype).sum(dim=axis, keepdim=self.keepdims)
+        # Keras divides by the count as it is and gives NaN for a sample with no unmasked step (an
+        # empty text), which then poisons the loss of its whole batch; rnnkit gives zeros there.
+        return summed.sum(dim=axis, keepdim=self.keepdims) / count.clamp_min(1.0)
 
 
 class GlobalMaxPooling1D(_GlobalPooling1D):

@@ -36,7 +36,6 @@ class LayerNormalization(Layer):
         self.epsilon = float(epsilon)
         self.center, self.scale = bool(center), bool(scale)
         self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
-        self._axes = None
 
     def _resolve_axes(self, rank):
         axes = [self.axis] if isinstance(self.axis, int) else list(self.axis)
@@ -52,7 +51,6 @@ class LayerNormalization(Layer):
         if None in shape:
             raise ValueError(f"Layer '{self.name}' (LayerNormalization) needs known sizes on axis {self.axis}, "
                              f"got input shape {tuple(input_shape)}.")
-        self._axes = axes
         if self.scale:
             self.add_weight("gamma", shape, self.gamma_initializer, device=self._device())
         if self.center:

@@ -107,8 +107,9 @@ class Node:
 
 # ----- nested structures (lists, tuples, dicts) ---------------------------------------------------
 def flatten(structure):
+    """The leaves of nested lists, tuples and dicts; dicts in sorted key order, as Keras flattens them."""
     if isinstance(structure, dict):
-        return [leaf for key in structure for leaf in flatten(structure[key])]
+        return [leaf for key in sorted(structure) for leaf in flatten(structure[key])]
     if isinstance(structure, (list, tuple)):
         return [leaf for item in structure for leaf in flatten(item)]
     return [structure]
@@ -125,7 +126,16 @@ def map_structure(fn, structure):
 def pack_like(structure, flat):
     """Put the items of ``flat`` into the nesting of ``structure`` (the inverse of ``flatten``)."""
     items = iter(flat)
-    return map_structure(lambda _: next(items), structure)
+
+    def pack(s):
+        if isinstance(s, dict):
+            packed = {key: pack(s[key]) for key in sorted(s)}
+            return {key: packed[key] for key in s}
+        if isinstance(s, (list, tuple)):
+            return type(s)(pack(item) for item in s)
+        return next(items)
+
+    return pack(structure)
 
 
 def is_symbolic(structure):

@@ -131,7 +131,7 @@ class Model(Layer):
         if self._graph is None:
             return None
         if isinstance(self._outputs_struct, dict):
-            return list(self._outputs_struct)
+            return sorted(self._outputs_struct)
         return [t._keras_history[0].name for t in self._graph.outputs]
 
     @property
@@ -165,8 +165,8 @@ class Model(Layer):
         if isinstance(inputs, dict):
             missing = [t.name for t in expected if t.name not in inputs]
             if isinstance(self._inputs_struct, dict):
-                missing = [k for k in self._inputs_struct if k not in inputs]
-                values = [inputs[k] for k in self._inputs_struct] if not missing else None
+                missing = [k for k in sorted(self._inputs_struct) if k not in inputs]
+                values = [inputs[k] for k in sorted(self._inputs_struct)] if not missing else None
             else:
                 values = [inputs[t.name] for t in expected] if not missing else None
             if missing:
@@ -366,7 +366,7 @@ class Model(Layer):
         outputs = self._outputs_compiled
         for i, ((prefix, _, _, found), target, pred) in enumerate(zip(outputs, ys, preds)):
             if prefix and parts[i] is not None:
-                self._part_totals[i] = self._part_totals.get(i, 0.0) + float(parts[i]) * count
+                self._part_totals[i] = self._part_totals.get(i, 0.0) + float(parts[i].detach()) * count
                 logs[f"{prefix}loss"] = self._part_totals[i] / self._loss_count
             mask = _output_mask(pred)
             pred = pred.detach().float()
