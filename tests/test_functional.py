@@ -196,3 +196,11 @@ def test_masks_travel_through_a_graph_into_the_loss():
     np.testing.assert_array_equal(y._keras_mask.numpy(), ids != 0)
     full = model.predict(ids, verbose=0)
     np.testing.assert_allclose(model.predict(ids[:, :3], verbose=0)[:, :2], full[:, :2], rtol=1e-5, atol=1e-6)
+
+
+def test_plot_model_writes_a_png_of_the_graph(tmp_path):
+    model = two_in_two_out(rnnkit)
+    path = rnnkit.utils.plot_model(model, tmp_path / "model.png", show_shapes=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(ValueError, match="no graph to draw"):
+        rnnkit.utils.plot_model(rnnkit.Sequential([layers.Dense(1)]), tmp_path / "unbuilt.png")

@@ -12,6 +12,7 @@ from .merging import (Add, Average, Concatenate, Dot, Maximum, Minimum, Multiply
                       concatenate, dot, maximum, minimum, multiply, subtract)
 from .normalization import BatchNormalization, LayerNormalization
 from .reshaping import Lambda, Masking, Permute, Reshape
+from .text_vectorization import TextVectorization
 
 _CLASSES = {cls.__name__: cls for cls in (
     Activation, Bidirectional, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
@@ -20,6 +21,7 @@ _CLASSES = {cls.__name__: cls for cls in (
 _CLASSES.update({cls.__name__: cls for cls in (
     Add, AdditiveAttention, Attention, Average, BatchNormalization, Concatenate, Dot, Lambda, LayerNormalization,
     Masking, Maximum, Minimum, Multiply, Permute, Reshape, Subtract)})
+_CLASSES["TextVectorization"] = TextVectorization
 _CLASSES.update({cls.__name__: cls for cls in (GRUCell, LSTMCell, RNN, SimpleRNNCell, StackedRNNCells)})
 
 
