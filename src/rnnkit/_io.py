@@ -5,6 +5,10 @@ import tempfile
 from pathlib import Path
 
 
+class ModelFileError(ValueError):
+    """The file is not a readable model or weights file (truncated, corrupt, or something else)."""
+
+
 def _default_mode():
     """The mode a plain ``open()`` would give a new file (mkstemp's is 0600)."""
     mask = os.umask(0o022)

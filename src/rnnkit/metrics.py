@@ -130,12 +130,24 @@ def binary_accuracy(y_true, y_pred, threshold=0.5):
     return torch.eq(y_true, (y_pred > threshold).to(y_true.dtype)).to(y_pred.dtype)
 
 
+def _argmax(x):
+    """``argmax`` over the last axis; boolean (one-hot) tensors count as 0/1."""
+    return torch.argmax(x.to(torch.uint8) if x.dtype == torch.bool else x, dim=-1)
+
+
 def categorical_accuracy(y_true, y_pred):
-    """1.0 per sample/time step where the argmax of one-hot ``y_true`` matches ``y_pred``'s."""
+    """1.0 per sample/time step where the argmax of one-hot ``y_true`` (bool, int or float)
+    matches ``y_pred``'s."""
     y_pred = _as_tensor(y_pred)
     y_true = _as_tensor(y_true, like=y_pred)
+    if y_true.shape != y_pred.shape:
+        raise ValueError(
+            "categorical_accuracy needs one-hot targets of y_pred's shape; received "
+            f"y_true.shape={tuple(y_true.shape)}, y_pred.shape={tuple(y_pred.shape)}. For integer "
+            "labels use sparse_categorical_accuracy."
+        )
     out_dtype = y_pred.dtype if y_pred.is_floating_point() else torch.get_default_dtype()
-    return torch.eq(torch.argmax(y_true, dim=-1), torch.argmax(y_pred, dim=-1)).to(out_dtype)
+    return torch.eq(_argmax(y_true), _argmax(y_pred)).to(out_dtype)
 
 
 def sparse_categorical_accuracy(y_true, y_pred):
@@ -144,7 +156,7 @@ def sparse_categorical_accuracy(y_true, y_pred):
     y_true = _as_tensor(y_true, like=y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true.squeeze(-1)
-    predicted = torch.argmax(y_pred, dim=-1)
+    predicted = _argmax(y_pred)
     if y_true.is_floating_point():
         predicted = predicted.to(y_true.dtype)
     else:
@@ -240,19 +252,25 @@ def _is_binary_crossentropy(loss):
 
 
 def _accuracy_class(loss, y_true, y_pred):
-    """Pick the accuracy variant for ``'accuracy'`` from the loss and target/output shapes."""
-    if _is_binary_crossentropy(loss):
-        return BinaryAccuracy
+    """Pick the accuracy variant for ``'accuracy'`` as Keras 3 does, from the shapes alone:
+    binary when ``y_pred``'s last dimension is 1; sparse categorical when ``y_true`` has a
+    lower rank than ``y_pred`` or a last dimension of 1 (and ``y_pred`` a larger one); else
+    categorical. Without shapes, a binary cross-entropy ``loss`` means binary accuracy."""
     if y_pred is None or y_true is None:
+        if _is_binary_crossentropy(loss):
+            return BinaryAccuracy
         raise ValueError(
             "Resolving metric 'accuracy' needs y_true and y_pred (or their shapes) unless "
             "the loss is binary cross-entropy; pass them to metrics.get(...) or name the "
             "metric explicitly, e.g. 'sparse_categorical_accuracy'."
         )
     true_shape, pred_shape = _shape(y_true), _shape(y_pred)
+    if not true_shape or not pred_shape:
+        raise ValueError(f"Cannot pick an accuracy for y_true of shape {true_shape} and y_pred of shape "
+                         f"{pred_shape}: both need at least one axis.")
     if pred_shape[-1] == 1:
         return BinaryAccuracy
-    if len(true_shape) < len(pred_shape) or true_shape[-1] == 1:
+    if len(true_shape) < len(pred_shape) or true_shape[-1] == 1 and pred_shape[-1] > 1:
         return SparseCategoricalAccuracy
     return CategoricalAccuracy
 
@@ -273,11 +291,12 @@ def deserialize(config):
 def get(identifier, loss=None, y_true=None, y_pred=None):
     """Resolve a metric name, instance, class or callable to a fresh :class:`Metric`.
 
-    ``'accuracy'``/``'acc'`` becomes binary accuracy when ``y_pred``'s last
-    dimension is 1 or ``loss`` is binary cross-entropy, sparse categorical
-    when ``y_true`` has lower rank than ``y_pred`` or a last dimension of 1,
-    else categorical. ``y_true``/``y_pred`` may be tensors or shapes. A
-    metric given by name keeps that name (it is the key in the logs).
+    ``'accuracy'``/``'acc'`` is resolved from the shapes as Keras 3 does: binary
+    accuracy when ``y_pred``'s last dimension is 1, sparse categorical when
+    ``y_true`` has lower rank than ``y_pred`` or a last dimension of 1, else
+    categorical (``loss`` only decides when no shapes are given: binary
+    cross-entropy means binary accuracy). ``y_true``/``y_pred`` may be tensors
+    or shapes. A metric given by name keeps that name (it is the key in the logs).
     """
     if isinstance(identifier, Metric):
         return identifier

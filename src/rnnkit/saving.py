@@ -19,16 +19,12 @@ import torch
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 
-from . import registry
-from ._io import atomic_write_bytes
+from . import keras_files, registry
+from ._io import ModelFileError, atomic_write_bytes
 from .registry import register_keras_serializable  # noqa: F401  (Keras's path: rnnkit.saving.register_...)
 
 FORMAT = "rnnkit-model"
 FORMAT_VERSION = 1
-
-
-class ModelFileError(ValueError):
-    """The file is not a readable rnnkit model (truncated, corrupt, or something else)."""
 
 
 def _weight_tensors(model):
@@ -45,6 +41,18 @@ def _weight_tensors(model):
 
 
 def save_model(model, filepath, include_optimizer=True):
+    """Save ``model`` to one file, atomically: a Keras 3 archive when the name ends in ``.keras``,
+    else rnnkit's own format (JSON config + safetensors weights + optimizer state)."""
+    kind = keras_files.file_format(filepath)
+    if kind == "keras":
+        return keras_files.save_keras(model, filepath)
+    if kind == "h5":
+        raise ValueError(f"rnnkit does not write Keras 2's legacy .h5 models ('{filepath}'); save as .keras "
+                         "(Keras 3 and rnnkit read it) or .rnnkit. Keras 2 .h5 files can be loaded.")
+    return _save_rnnkit(model, filepath, include_optimizer)
+
+
+def _save_rnnkit(model, filepath, include_optimizer=True):
     if not model.built:
         raise ValueError("Cannot save a model that is not built yet: build it or train it first.")
     from . import __version__
@@ -80,6 +88,9 @@ def _open(filepath):
     try:
         marker = json.loads(zf.read("rnnkit.json"))
     except (KeyError, ValueError):
+        if "metadata.json" in zf.namelist():
+            raise ModelFileError(f"'{filepath}' is a Keras .keras archive under another name: rename it to end "
+                                 "in .keras to load it.") from None
         raise ModelFileError(f"'{filepath}' is a zip archive but not an rnnkit model file.") from None
     if marker.get("format") != FORMAT or marker.get("format_version", 0) > FORMAT_VERSION:
         raise ModelFileError(f"'{filepath}' has format {marker.get('format')!r} version "
@@ -88,7 +99,18 @@ def _open(filepath):
 
 
 def load_model(filepath, custom_objects=None, compile=True):
-    """Rebuild a model saved by ``model.save``; predictions are identical to the saved model's."""
+    """Rebuild a model saved by ``model.save`` (or by Keras: ``.keras``, Keras 2 ``.h5``);
+    predictions are identical to the saved model's."""
+    kind = keras_files.file_format(filepath)
+    if not os.path.exists(os.fspath(filepath)):
+        raise FileNotFoundError(f"No model file at '{os.fspath(filepath)}'.")
+    if kind == "keras":
+        if _is_rnnkit_archive(filepath):
+            raise ModelFileError(f"'{filepath}' holds an rnnkit model under a Keras name: rename it to end in "
+                                 ".rnnkit to load it.")
+        return keras_files.load_keras(filepath, custom_objects, compile)
+    if kind == "h5":
+        return keras_files.load_keras2_h5(filepath, custom_objects, compile)
     with _open(filepath) as zf:
         try:
             config = json.loads(zf.read("config.json"))
@@ -134,12 +156,25 @@ def _assign(model, tensors, filepath):
             param.copy_(value)
 
 
+def _is_rnnkit_archive(filepath):
+    try:
+        with zipfile.ZipFile(filepath) as zf:
+            return "rnnkit.json" in zf.namelist()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
+
+
 def save_weights(model, filepath):
-    """Weights only, as one safetensors file (atomic)."""
+    """Weights only, atomically: Keras 3's HDF5 layout for ``.h5`` names (``x.weights.h5``),
+    else one safetensors file."""
+    if keras_files.file_format(filepath) == "h5":
+        return keras_files.save_weights_h5(model, filepath)
     atomic_write_bytes(filepath, save_safetensors(_weight_tensors(model)))
 
 
 def load_weights(model, filepath):
+    if keras_files.file_format(filepath) == "h5":
+        return keras_files.load_weights_h5(model, filepath)
     try:
         with open(filepath, "rb") as f:
             tensors = load_safetensors(f.read())

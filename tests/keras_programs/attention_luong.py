@@ -1,5 +1,11 @@
 """Seq2seq with Luong (dot-product) attention: ``layers.Attention()([decoder_seq, encoder_seq])``
-over masked token sequences, attention scores exposed as a second model."""
+over masked token sequences, attention scores exposed as a second model.
+
+The decoder's sequences are never padded here: Keras 3.15 does not pass an input's mask to an
+RNN called with ``initial_state=`` (``Layer.__call__`` fills ``mask`` only when the call has a
+single tensor argument), so its outputs at padded decoder steps would be a Keras artefact;
+padded steps are covered on the encoder side.
+"""
 import numpy as np
 
 VOCAB, EMBED, UNITS, SRC_STEPS, TGT_STEPS, BATCH = 36, 8, 12, 8, 6, 5
@@ -30,7 +36,7 @@ def _padded(rng, n, steps):
 
 
 def data(rng):
-    pair = [_padded(rng, BATCH, SRC_STEPS), _padded(rng, BATCH, TGT_STEPS)]
+    pair = [_padded(rng, BATCH, SRC_STEPS), rng.integers(1, VOCAB, (BATCH, TGT_STEPS)).astype("int32")]
     return {"model": pair, "alignment": pair}
 
 
@@ -39,5 +45,5 @@ def training(K):
 
 
 def train_data(rng):
-    target = _padded(rng, 6, TGT_STEPS + 1)
+    target = rng.integers(1, VOCAB, (6, TGT_STEPS + 1)).astype("int32")
     return [_padded(rng, 6, SRC_STEPS), target[:, :-1]], target[:, 1:]

@@ -183,7 +183,8 @@ class Conv1D(Layer):
         self.filters = int(filters)
         self.kernel_size = int(kernel_size[0] if isinstance(kernel_size, (tuple, list)) else kernel_size)
         self.strides = int(strides[0] if isinstance(strides, (tuple, list)) else strides)
-        self.padding, self.dilation_rate = padding, int(dilation_rate)
+        self.padding = padding
+        self.dilation_rate = int(dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) else dilation_rate)
         self.activation_name, self.activation = activations.get(activation)
         self.use_bias = use_bias
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer

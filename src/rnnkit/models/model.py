@@ -20,6 +20,7 @@ from .. import config, losses, metrics as metrics_module, optimizers
 from .. import data_adapter, registry, saving
 from .._naming import suggest
 from ..layers.layer import Layer
+from ..layers.graph_io import graph_config, graph_from_config
 from ..layers.symbolic import Graph, KerasTensor, flatten, is_shape, map_structure, pack_like
 from ..utils.progbar import Progbar, format_epoch_line
 from .summary import format_summary, summary_rows
@@ -587,17 +588,15 @@ class Model(Layer):
     def get_config(self):
         if self._graph is None:
             return super().get_config()
-        return {"name": self.name, "trainable": self.trainable, **graph_config(self._graph),
-                "input_layers": _tensor_refs(self._inputs_struct, self._graph),
-                "output_layers": _tensor_refs(self._outputs_struct, self._graph)}
+        return {"name": self.name, "trainable": self.trainable,
+                **graph_config(self._graph, self._inputs_struct, self._outputs_struct)}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
         if "layers" not in config or "input_layers" not in config:
             return _construct(cls, config)
         inputs, outputs = graph_from_config(config, custom_objects)
-        model = (Functional if cls is Model else cls)(inputs, outputs, name=config.get("name"))
-        return model
+        return (Functional if cls is Model else cls)(inputs, outputs, name=config.get("name"))
 
 
 class Functional(Model):
@@ -605,107 +604,6 @@ class Functional(Model):
 
     def __init__(self, inputs, outputs, name=None, trainable=True):
         super().__init__(inputs, outputs, name=name, trainable=trainable)
-
-
-# ----- graphs as JSON (Keras 3's functional config layout) ---------------------------------------
-def _node_index(graph, node):
-    """A node's index among the calls of its layer that belong to ``graph``."""
-    own = [n for n in node.layer._inbound_nodes if n.is_input or any(n is m for m in graph.nodes)]
-    return next(i for i, n in enumerate(own) if n is node)
-
-
-def _tensor_ref(t, graph):
-    layer, _, tensor_index = t._keras_history
-    return [layer.name, _node_index(graph, t.node), tensor_index]
-
-
-def _tensor_refs(structure, graph):
-    if isinstance(structure, KerasTensor):
-        return [_tensor_ref(structure, graph)]
-    if isinstance(structure, dict):
-        return {k: _tensor_ref(v, graph) for k, v in structure.items()}
-    return [_tensor_ref(t, graph) for t in structure]
-
-
-def graph_config(graph):
-    """``{"layers": [...]}``: each layer's config and its calls, arguments naming tensors by
-    ``[layer name, node index, tensor index]`` (Keras's ``__keras_tensor__`` references)."""
-
-    def arg(value):
-        if isinstance(value, KerasTensor):
-            return {"class_name": "__keras_tensor__",
-                    "config": {"shape": list(value.shape), "dtype": value.dtype,
-                               "keras_history": _tensor_ref(value, graph)}}
-        if isinstance(value, (list, tuple)):
-            return [arg(v) for v in value]
-        if isinstance(value, dict):
-            return {k: arg(v) for k, v in value.items()}
-        if isinstance(value, torch.Tensor):
-            raise ValueError("A layer of this model was called with a constant tensor argument, which cannot be "
-                             "saved; pass it through an Input or make it a weight.")
-        return value
-
-    layers = []
-    for layer in graph.layers:
-        nodes = [n for n in layer._inbound_nodes if not n.is_input and any(n is m for m in graph.nodes)]
-        spec = registry.serialize(layer)
-        spec["name"] = layer.name
-        spec["inbound_nodes"] = [{"args": arg(list(n.args)), "kwargs": arg(n.kwargs)} for n in nodes]
-        layers.append(spec)
-    return {"layers": layers}
-
-
-def graph_from_config(config, custom_objects=None):
-    """Rebuild the layers and replay their calls; returns the (inputs, outputs) structures."""
-    created, tensors, pending = {}, {}, []
-    for spec in config["layers"]:
-        layer = registry.deserialize(spec, custom_objects)
-        created[spec.get("name", layer.name)] = layer
-        if layer._is_input_layer:
-            tensors[(spec.get("name", layer.name), 0)] = [layer.output]
-        pending.extend((layer, spec.get("name", layer.name), i, node) for i, node in
-                       enumerate(spec.get("inbound_nodes", [])))
-
-    def resolve(value):
-        if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
-            name, node_index, tensor_index = value["config"]["keras_history"]
-            return tensors[(name, node_index)][tensor_index]
-        if isinstance(value, list):
-            return [resolve(v) for v in value]
-        if isinstance(value, dict):
-            return {k: resolve(v) for k, v in value.items()}
-        return value
-
-    while pending:
-        progress = []
-        for item in pending:
-            layer, name, index, node = item
-            try:
-                args, kwargs = resolve(node["args"]), resolve(node.get("kwargs", {}))
-            except KeyError:
-                continue  # waits for a call of another layer
-            if index and (name, index - 1) not in tensors:
-                continue  # a shared layer's calls replay in their order
-            out = layer(*args, **kwargs)
-            tensors[(name, index)] = out if isinstance(out, (list, tuple)) else [out]
-            progress.append(item)
-        if not progress:
-            layer, name, index, _ = pending[0]
-            raise ValueError(f"The saved graph cannot be rebuilt: call {index} of layer '{name}' needs tensors "
-                             "that no other call produces.")
-        pending = [item for item in pending if not any(item is p for p in progress)]
-
-    def ref(r):
-        return tensors[(r[0], r[1])][r[2]]
-
-    def refs(structure):
-        if isinstance(structure, dict):
-            return {k: ref(v) for k, v in structure.items()}
-        if len(structure) == 1 and isinstance(structure[0], list):
-            return ref(structure[0])
-        return [ref(r) for r in structure]
-
-    return refs(config["input_layers"]), refs(config["output_layers"])
 
 
 def _output_mask(y_pred):

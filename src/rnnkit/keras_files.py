@@ -1,0 +1,477 @@
+"""Keras's own files, both ways: ``.keras`` archives, ``.weights.h5`` weights, and Keras 2 ``.h5`` models.
+
+* ``.keras`` (Keras 3): a zip of ``metadata.json``, ``config.json`` (the model's config in
+  Keras's layout: ``{"module", "class_name", "config", "registered_name", "build_config",
+  "compile_config"}``) and ``model.weights.h5``.
+* ``.weights.h5`` (Keras 3): HDF5; each layer's variables under ``layers/<snake class name>/vars/<i>``
+  (names made unique in layer order: ``dense``, ``dense_1``...), a recurrent layer's under
+  ``layers/<name>/cell/vars/<i>``, a ``Bidirectional``'s under ``forward_layer/`` and
+  ``backward_layer/``, a wrapper's under ``layer/``, a nested model's under ``layers/``.
+* Keras 2 ``.h5`` (``tf.keras`` 2.x ``model.save("m.h5")``): HDF5 attributes ``model_config``
+  (JSON) and ``model_weights/<layer>/`` groups listing ``weight_names``.
+
+Configs are translated layer by layer: Keras-only entries that change nothing here (dtype
+policies, ``None`` regularizers and constraints, initializer objects: the weights are loaded
+over them) are dropped; anything rnnkit cannot honour is a ``ModelFileError`` naming the
+layer and the argument, never a half-loaded model.
+"""
+import datetime
+import io
+import json
+import os
+import zipfile
+
+import warnings
+
+import h5py
+import numpy as np
+import torch
+
+from . import losses, optimizers, registry
+from ._io import ModelFileError, atomic_write_bytes
+from ._naming import snake_case
+from .layers.graph_io import graph_config, replay
+
+KERAS_VERSION = "3.15.1"  # the Keras release whose layout these files follow (and that the tests load them with)
+_RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU", "RNN"}
+_DROPPED = {"dtype", "quantization_config", "optional", "ragged", "sparse", "shared_object_id", "input_dtype"}
+_ONLY_NONE = ("_regularizer", "_constraint")  # Keras arguments rnnkit accepts only when unset
+_RNNKIT_ONLY = {"use_fused", "batch_input_shape"}
+# Keras arguments rnnkit does not take, dropped when they hold the value that means "as rnnkit does"
+_KERAS_DEFAULTS = {"data_format": ("channels_last",), "groups": (1,), "lora_rank": (None,), "lora_alpha": (None,),
+                   "implementation": (1, 2), "time_major": (False,), "input_length": (None,),
+                   "sparse": (False,), "autocast": (True,)}
+
+
+class _Unsupported(ValueError):
+    pass
+
+
+# ----- configs: Keras -> rnnkit ----------------------------------------------------------------------
+def _initializer_name(spec):
+    if isinstance(spec, dict):
+        return snake_case(spec.get("class_name", "glorot_uniform"))
+    return spec
+
+
+def from_keras_layer(spec, custom_objects=None):
+    """An rnnkit layer from one layer entry of a Keras config."""
+    class_name, config = spec["class_name"], dict(spec.get("config") or {})
+    name = config.get("name", spec.get("name", "?"))
+    if class_name == "InputLayer":
+        shape = config.get("batch_shape") or config.get("batch_input_shape")
+        dtype = config.get("dtype")
+        dtype = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+        return registry.lookup("InputLayer")(batch_shape=shape, dtype=dtype, name=name)
+    for key in list(config):
+        value = config[key]
+        if key in _DROPPED or key in _KERAS_DEFAULTS and value in _KERAS_DEFAULTS[key]:
+            del config[key]
+        elif key.endswith(_ONLY_NONE) or key == "activity_regularizer":
+            if value is not None:
+                raise _Unsupported(f"layer '{name}' ({class_name}) sets {key}={value!r:.80}, which rnnkit cannot "
+                                   "load from a Keras file yet")
+            del config[key]
+        elif key.endswith("_initializer"):
+            config[key] = _initializer_name(value)
+        elif key in ("layer", "backward_layer", "cell") and isinstance(value, dict):
+            config[key] = from_keras_layer(value, custom_objects)
+        elif key == "cell" and isinstance(value, list):
+            config[key] = [from_keras_layer(v, custom_objects) for v in value]
+    if class_name in ("Sequential", "Functional", "Model"):
+        return from_keras_model({"class_name": class_name, "config": spec["config"]}, custom_objects)
+    try:
+        cls = registry.lookup(class_name, custom_objects)
+    except ValueError:
+        raise _Unsupported(f"layer '{name}' is a Keras {class_name}, which rnnkit does not have") from None
+    try:
+        return cls(**config) if not hasattr(cls, "from_keras_config") else cls.from_keras_config(config)
+    except TypeError as exc:
+        raise _Unsupported(f"layer '{name}' ({class_name}): {exc}") from None
+
+
+def _node_kwargs(node):
+    kwargs = dict(node.get("kwargs") or {})
+    kwargs.pop("training", None)  # Keras records the flag of the call that built the graph; rnnkit passes its own
+    return {"args": node.get("args", []), "kwargs": kwargs}
+
+
+def _is_mask_op(spec):
+    """Keras 3 records the mask an Embedding(mask_zero=True) makes as a ``not_equal`` op in the graph."""
+    return spec.get("class_name") == "NotEqual" and str(spec.get("module", "")).startswith("keras.src.ops")
+
+
+def _without_mask_kwargs(spec, mask_ops):
+    def is_op_mask(value):
+        return (isinstance(value, dict) and value.get("class_name") == "__keras_tensor__"
+                and value["config"]["keras_history"][0] in mask_ops)
+
+    nodes = []
+    for node in spec.get("inbound_nodes", []):
+        kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if not (k == "mask" and (
+            is_op_mask(v) or isinstance(v, list) and any(is_op_mask(m) for m in v)))}
+        if any(is_op_mask(a) for a in node.get("args", [])):
+            raise _Unsupported(f"layer '{spec.get('name')}' computes on a mask tensor, which rnnkit cannot load")
+        nodes.append({**node, "kwargs": kwargs})
+    return {**spec, "inbound_nodes": nodes}
+
+
+def from_keras_model(spec, custom_objects=None):
+    """An rnnkit Sequential or functional model from a Keras model config."""
+    config = spec["config"]
+    if spec["class_name"] == "Sequential":
+        model = registry.lookup("Sequential")(name=config.get("name"))
+        for layer_spec in config["layers"]:
+            model.add(from_keras_layer(layer_spec, custom_objects))
+        shape = config.get("build_input_shape") or (spec.get("build_config") or {}).get("input_shape")
+        if not model.built and shape:
+            model.build(tuple(shape))
+        return model
+    mask_ops = {spec["name"] for spec in config["layers"] if _is_mask_op(spec)}
+    items = []
+    for layer_spec in config["layers"]:
+        if layer_spec.get("name") in mask_ops:
+            continue  # rnnkit carries masks on the tensors themselves
+        layer_spec = _without_mask_kwargs(layer_spec, mask_ops)
+        layer = from_keras_layer(layer_spec, custom_objects)
+        nodes = [_node_kwargs(n) for n in layer_spec.get("inbound_nodes", [])]
+        items.append((layer, layer_spec.get("name", layer.name), nodes))
+    inputs, outputs = replay(items, config["input_layers"], config["output_layers"])
+    return registry.lookup("Functional")(inputs, outputs, name=config.get("name"))
+
+
+# ----- configs: rnnkit -> Keras ----------------------------------------------------------------------
+def _keras_entry(class_name, config, build_shape=None, module="keras.layers"):
+    entry = {"module": module, "class_name": class_name, "config": config, "registered_name": None}
+    if build_shape is not None:
+        entry["build_config"] = {"input_shape": build_shape}
+    return entry
+
+
+def to_keras_layer(layer):
+    """One layer as an entry of a Keras config (rnnkit-only arguments left out)."""
+    class_name = type(layer).__name__
+    if getattr(layer, "_graph", None) is not None or class_name == "Sequential":
+        return to_keras_model(layer)
+    if class_name not in _KERAS_LAYERS:
+        raise _Unsupported(f"layer '{layer.name}' is an rnnkit {class_name}, which Keras files cannot hold "
+                           "(save it as .rnnkit)")
+    config = {k: v for k, v in layer.get_config().items() if k not in _RNNKIT_ONLY}
+    if class_name == "InputLayer":
+        config = {"batch_shape": config["batch_shape"], "dtype": config.get("dtype") or "float32",
+                  "sparse": False, "name": layer.name}
+        return _keras_entry(class_name, config)
+    for key in ("layer", "backward_layer"):
+        if isinstance(config.get(key), dict):
+            config[key] = to_keras_layer(getattr(layer, "forward_layer" if key == "layer" else key, None)
+                                         or getattr(layer, key))
+    if isinstance(config.get("cell"), dict):
+        config["cell"] = to_keras_layer(layer.cell)
+    for key, value in list(config.items()):
+        if key.endswith("_initializer") and isinstance(value, dict):
+            config[key] = {"module": "keras.initializers", "registered_name": None, **value}
+    if class_name == "Bidirectional":
+        config["layer"]["config"]["name"] = layer.forward_layer.name
+    shape = getattr(layer, "_build_shapes", None)
+    return _keras_entry(class_name, config, _json_shape(shape))
+
+
+def _json_shape(shape):
+    if shape is None:
+        return None
+    if isinstance(shape, tuple):
+        return list(shape)
+    return [_json_shape(s) for s in shape]
+
+
+def to_keras_model(model):
+    """A Keras 3 ``{"module", "class_name", "config", ...}`` entry for a Sequential or functional model."""
+    if type(model).__name__ == "Sequential":
+        layers = [to_keras_layer(model._chain[0].node.layer)] if model.built else []
+        layers += [to_keras_layer(layer) for layer in model.layers]
+        config = {"name": model.name, "trainable": model.trainable, "layers": layers}
+        if model.built:
+            config["build_input_shape"] = list(model._chain[0].shape)
+        return _keras_entry("Sequential", config, config.get("build_input_shape"), module="keras")
+    if getattr(model, "_graph", None) is None:
+        raise _Unsupported(f"model '{model.name}' is a subclassed {type(model).__name__}; Keras files hold "
+                           "Sequential and functional models (save it as .rnnkit)")
+    config = {"name": model.name, "trainable": model.trainable,
+              **graph_config(model._graph, model._inputs_struct, model._outputs_struct, serialize=to_keras_layer)}
+    entry = _keras_entry("Functional", config, module="keras.src.models.functional")
+    entry["registered_name"] = "Functional"
+    return entry
+
+
+# rnnkit layers whose arguments and weights are Keras's own (what a Keras file can carry both ways)
+_KERAS_LAYERS = {
+    "InputLayer", "Dense", "Embedding", "SimpleRNN", "LSTM", "GRU", "RNN", "SimpleRNNCell", "LSTMCell", "GRUCell",
+    "StackedRNNCells", "Bidirectional", "TimeDistributed", "Dropout", "SpatialDropout1D", "Activation", "Flatten",
+    "RepeatVector", "Conv1D", "MaxPooling1D", "GlobalMaxPooling1D", "GlobalAveragePooling1D", "Concatenate",
+    "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Dot", "Reshape", "Permute", "Masking",
+    "Attention", "AdditiveAttention", "LayerNormalization", "BatchNormalization",
+}
+
+
+# ----- weights in Keras 3's HDF5 layout --------------------------------------------------------------
+def _unique(name, used):
+    count = used.get(name, 0)
+    used[name] = count + 1
+    return name if count == 0 else f"{name}_{count}"
+
+
+def weight_paths(layer, prefix):
+    """HDF5 dataset paths of ``layer.weights``, in order, as Keras 3 stores them."""
+    class_name = type(layer).__name__
+    if getattr(layer, "_graph", None) is not None or class_name == "Sequential":
+        used, paths = {}, []
+        for child in layer.layers:
+            paths += weight_paths(child, f"{prefix}/layers/{_unique(snake_case(type(child).__name__), used)}")
+        return paths
+    if class_name == "Bidirectional":
+        return (weight_paths(layer.forward_layer, f"{prefix}/forward_layer")
+                + weight_paths(layer.backward_layer, f"{prefix}/backward_layer"))
+    if class_name == "TimeDistributed":
+        return weight_paths(layer.layer, f"{prefix}/layer")
+    if class_name in _RNN_CLASSES:
+        cell = getattr(layer, "cell", None)
+        if cell is not None and type(cell).__name__ == "StackedRNNCells":
+            used, paths = {}, []
+            for inner in cell.cells:
+                paths += weight_paths(inner, f"{prefix}/cell/cells/{_unique(snake_case(type(inner).__name__), used)}")
+            return paths
+        return [f"{prefix}/cell/vars/{i}" for i in range(len(layer.weights))]
+    return [f"{prefix}/vars/{i}" for i in range(len(layer.weights))]
+
+
+def _write_weights_h5(model):
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        for path, weight in zip(weight_paths(model, ""), model.weights):
+            f.create_dataset(path.lstrip("/"), data=weight.detach().cpu().numpy())
+        f.create_group("vars").attrs["name"] = model.name
+    return buffer.getvalue()
+
+
+def _read_weights_h5(model, data, filepath):
+    try:
+        f = h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
+    except OSError as exc:
+        raise ModelFileError(f"'{filepath}' is not a readable HDF5 weights file ({exc}).") from None
+    with f:
+        values = []
+        for path, weight in zip(weight_paths(model, ""), model.weights):
+            path = path.lstrip("/")
+            if path not in f:
+                raise ModelFileError(f"'{filepath}' has no weights at '{path}' (the model expects "
+                                     f"{len(model.weights)} weight arrays); was it saved from another model?")
+            value = np.asarray(f[path])
+            if tuple(value.shape) != tuple(weight.shape):
+                raise ModelFileError(f"'{filepath}': '{path}' has shape {value.shape}, the model expects "
+                                     f"{tuple(weight.shape)}.")
+            values.append(value)
+    with torch.no_grad():
+        for weight, value in zip(model.weights, values):
+            weight.copy_(torch.as_tensor(value, dtype=weight.dtype))
+
+
+def save_weights_h5(model, filepath):
+    """``model.save_weights("x.weights.h5")``: Keras 3's HDF5 layout, written atomically."""
+    atomic_write_bytes(filepath, _write_weights_h5(model))
+
+
+def load_weights_h5(model, filepath):
+    with open(filepath, "rb") as f:
+        data = f.read()
+    if _is_keras2_h5(data):
+        return _load_keras2_weights(model, data, filepath)
+    _read_weights_h5(model, data, filepath)
+
+
+# ----- .keras archives ---------------------------------------------------------------------------------
+def _keras_compile_config(model):
+    config = model.get_compile_config()
+    if not config:
+        return None
+    optimizer = config["optimizer"]
+    loss = config["loss"]
+    loss = loss.get("config", {}).get("name") if isinstance(loss, dict) and "class_name" in loss else None
+    if loss is None:
+        return None
+    opt_config = dict(optimizer.get("config", {}))
+    keras_opt = {"module": "keras.optimizers", "class_name": optimizer["class_name"],
+                 "config": {k: v for k, v in opt_config.items()
+                            if k in ("name", "learning_rate", "beta_1", "beta_2", "epsilon", "rho", "momentum",
+                                     "nesterov", "weight_decay", "clipnorm", "clipvalue", "amsgrad", "centered")},
+                 "registered_name": None}
+    return {"optimizer": keras_opt, "loss": loss, "loss_weights": config.get("loss_weights"),
+            "metrics": config.get("metrics") or None}
+
+
+def save_keras(model, filepath):
+    """``model.save("m.keras")``: a Keras 3 archive that Keras 3.15 loads (and rnnkit), written atomically."""
+    if not model.built:
+        raise ValueError("Cannot save a model that is not built yet: build it or train it first.")
+    try:
+        entry = to_keras_model(model)
+    except _Unsupported as exc:
+        raise ValueError(f"Cannot write '{filepath}' as a Keras file: {exc}.") from None
+    entry["compile_config"] = _keras_compile_config(model)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("metadata.json", json.dumps({"keras_version": KERAS_VERSION,
+                                                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}))
+        zf.writestr("config.json", json.dumps(entry))
+        zf.writestr("model.weights.h5", _write_weights_h5(model))
+    atomic_write_bytes(filepath, buffer.getvalue())
+
+
+def load_keras(filepath, custom_objects=None, compile=True):
+    """A model from a Keras 3 ``.keras`` archive (written by Keras or by rnnkit)."""
+    try:
+        zf = zipfile.ZipFile(filepath)
+        names = zf.namelist()
+        if "config.json" not in names or "model.weights.h5" not in names:
+            raise ModelFileError(f"'{filepath}' is a zip archive but not a Keras model: it lacks "
+                                 f"{'config.json' if 'config.json' not in names else 'model.weights.h5'}.")
+        entry = json.loads(zf.read("config.json"))
+        weights = zf.read("model.weights.h5")
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
+        if isinstance(exc, ModelFileError):
+            raise
+        raise ModelFileError(f"'{filepath}' is not a readable .keras archive (truncated or corrupt: {exc}).") from None
+    try:
+        model = from_keras_model(entry, custom_objects)
+    except (_Unsupported, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"'{filepath}' cannot be loaded: {exc}.") from None
+    _read_weights_h5(model, weights, filepath)
+    if compile and entry.get("compile_config"):
+        _compile_from_keras(model, entry["compile_config"])
+    return model
+
+
+def _compile_from_keras(model, config):
+    """Compile as the file says where rnnkit has the same optimizer and loss (else leave it uncompiled)."""
+    try:
+        opt = config["optimizer"]
+        if isinstance(opt, dict):
+            cls = {"adam": optimizers.Adam, "adamw": optimizers.AdamW, "rmsprop": optimizers.RMSprop,
+                   "sgd": optimizers.SGD}[opt["class_name"].lower()]
+            known = cls.__init__.__code__.co_varnames
+            opt = cls(**{k: v for k, v in opt.get("config", {}).items() if k in known and v is not None})
+        loss = config["loss"]
+        losses.get(loss) if not isinstance(loss, (dict, list)) else None
+        model.compile(optimizer=opt, loss=loss, metrics=config.get("metrics"),
+                      loss_weights=config.get("loss_weights"))
+    except Exception as exc:  # a custom loss or optimizer: the model itself loaded fine
+        warnings.warn(f"The model loaded but was not compiled ({type(exc).__name__}: {exc}); call compile().",
+                      stacklevel=3)
+
+
+# ----- Keras 2 .h5 models ------------------------------------------------------------------------------
+def _is_keras2_h5(data):
+    if not data.startswith(b"\x89HDF\r\n\x1a\n"):
+        return False
+    with h5py.File(io.BytesIO(data), "r") as f:
+        return "layer_names" in f.attrs or "model_weights" in f
+
+
+def _keras2_layer(spec):
+    """Keras 2's layer config in Keras 3 terms (batch_input_shape on the first layer becomes an Input)."""
+    config = dict(spec["config"])
+    if spec["class_name"] == "InputLayer":
+        config["batch_shape"] = config.pop("batch_input_shape", None)
+    for key in ("time_major", "implementation"):
+        config.pop(key, None)
+    for key in ("layer", "backward_layer", "cell"):
+        if isinstance(config.get(key), dict):
+            config[key] = _keras2_layer(config[key])
+    return {**spec, "config": config}
+
+
+def _from_keras2_config(model_config):
+    class_name, config = model_config["class_name"], model_config["config"]
+    if class_name == "Sequential":
+        layers = config["layers"] if isinstance(config, dict) else config
+        specs = [_keras2_layer(spec) for spec in layers]
+        first = specs[0]["config"]
+        if specs[0]["class_name"] != "InputLayer" and first.get("batch_input_shape"):
+            specs.insert(0, {"class_name": "InputLayer",
+                             "config": {"batch_shape": first.pop("batch_input_shape"),
+                                        "dtype": first.get("dtype") if isinstance(first.get("dtype"), str) else None,
+                                        "name": "input_layer"}})
+        for spec in specs[1:]:
+            spec["config"].pop("batch_input_shape", None)
+        return {"class_name": "Sequential", "config": {"name": config.get("name"), "layers": specs}}
+    layers = []
+    for spec in config["layers"]:
+        spec = _keras2_layer(spec)
+        nodes = []
+        for node in spec.get("inbound_nodes", []):  # Keras 2: [[layer, node, tensor, kwargs], ...] per call
+            refs = [{"class_name": "__keras_tensor__", "config": {"keras_history": r[:3]}} for r in node]
+            kwargs = dict(node[0][3]) if node and len(node[0]) > 3 else {}
+            kwargs = {k: ({"class_name": "__keras_tensor__", "config": {"keras_history": v[:3]}}
+                          if isinstance(v, list) and len(v) >= 3 and isinstance(v[0], str) else v)
+                      for k, v in kwargs.items()}
+            nodes.append({"args": [refs[0] if len(refs) == 1 else refs], "kwargs": kwargs})
+        layers.append({**spec, "inbound_nodes": nodes})
+    refs_in = [r[:3] for r in config["input_layers"]]
+    refs_out = [r[:3] for r in config["output_layers"]]
+    return {"class_name": "Functional",
+            "config": {"name": config.get("name"), "layers": layers,
+                       "input_layers": refs_in[0] if len(refs_in) == 1 else refs_in,
+                       "output_layers": refs_out[0] if len(refs_out) == 1 else refs_out}}
+
+
+def _load_keras2_weights(model, data, filepath):
+    """Keras 2 weights: a group per layer (``layer_names``) listing its ``weight_names`` in order."""
+    with h5py.File(io.BytesIO(data), "r") as f:
+        group = f["model_weights"] if "model_weights" in f else f
+        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]
+        values = []
+        for name in names:
+            layer_group = group[name]
+            for weight_name in layer_group.attrs["weight_names"]:
+                weight_name = weight_name.decode() if isinstance(weight_name, bytes) else weight_name
+                values.append(np.asarray(layer_group[weight_name]))
+    mine = model.weights
+    if len(values) != len(mine):
+        raise ModelFileError(f"'{filepath}' holds {len(values)} weight arrays, the model has {len(mine)}.")
+    for i, (value, weight) in enumerate(zip(values, mine)):
+        if tuple(value.shape) != tuple(weight.shape):
+            raise ModelFileError(f"'{filepath}': weight {i} has shape {value.shape}, the model expects "
+                                 f"{tuple(weight.shape)}.")
+    with torch.no_grad():
+        for weight, value in zip(mine, values):
+            weight.copy_(torch.as_tensor(value, dtype=weight.dtype))
+
+
+def load_keras2_h5(filepath, custom_objects=None, compile=True):
+    """A model from a Keras 2 ``.h5`` file (``model_config`` attribute and ``model_weights`` groups)."""
+    with open(filepath, "rb") as fh:
+        data = fh.read()
+    try:
+        with h5py.File(io.BytesIO(data), "r") as f:
+            raw = f.attrs.get("model_config")
+    except OSError as exc:
+        raise ModelFileError(f"'{filepath}' is not a readable HDF5 file (truncated or corrupt: {exc}).") from None
+    if raw is None:
+        raise ModelFileError(f"'{filepath}' holds weights only (no model_config): build the model and call "
+                             "model.load_weights() instead.")
+    model_config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    try:
+        model = from_keras_model(_from_keras2_config(model_config), custom_objects)
+    except (_Unsupported, ValueError, KeyError, TypeError) as exc:
+        raise ModelFileError(f"'{filepath}' cannot be loaded: {exc}.") from None
+    _load_keras2_weights(model, data, filepath)
+    return model
+
+
+def file_format(filepath):
+    """'keras', 'h5' or 'rnnkit' by the name, as Keras decides by the extension."""
+    name = os.fspath(filepath)
+    if name.endswith(".keras"):
+        return "keras"
+    if name.endswith((".h5", ".hdf5")):
+        return "h5"
+    return "rnnkit"
