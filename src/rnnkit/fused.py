@@ -121,8 +121,7 @@ def plan(cell, options, x, use_fused="auto"):
         packed, mask_why = _packing(kind, activation, x, options, cell.recurrence_weights(), native)
         kernel = "aten" if packed else kernel
         why = f"{why}; {options.mask_layout}-padded mask: {mask_why}"
-    return _fused(kind, activation, kernel, packed, options.mask_layout, float32, why,
-                  _library(kind, device, dtype, kernel, packed))
+    return _fused(kind, activation, kernel, packed, options.mask_layout, float32, why, device, dtype)
 
 
 def _unsupported_reason(kind, activation_name, recurrent_activation_name, options):
@@ -193,7 +192,9 @@ def reference_plan(reason):
 
 
 @functools.lru_cache(maxsize=None)
-def _fused(kind, activation, kernel, packed, layout, float32, reason, library):
+def _fused(kind, activation, kernel, packed, layout, float32, reason, device, dtype):
+    """The fused plan of one configuration (made once: each call with it gets this same object)."""
+    library = _library(kind, device, dtype, kernel, packed)
     masked = " packed" if packed else " unpacked" if layout else ""
     path = f"fused: {kernel} {kind}{masked}" + (f" ({library})" if library else "")
     return Plan(path, reason, kind, activation, kernel, packed, layout, float32)

@@ -35,7 +35,7 @@ from .layers.graph_io import graph_config, replay
 KERAS_VERSION = "3.15.1"  # the Keras release whose layout these files follow (and that the tests load them with)
 _RNN_CLASSES = {"SimpleRNN", "LSTM", "GRU", "RNN"}
 _DROPPED = {"dtype", "quantization_config", "optional", "ragged", "sparse", "shared_object_id", "input_dtype"}
-_ONLY_NONE = ("_regularizer", "_constraint")  # Keras arguments rnnkit accepts only when unset
+_ONLY_NONE = ("_regularizer", "_constraint")  # None in Keras's configs: left out of rnnkit's
 _RNNKIT_ONLY = {"use_fused", "batch_input_shape"}
 # Keras arguments rnnkit does not take, dropped when they hold the value that means "as rnnkit does"
 _KERAS_DEFAULTS = {"data_format": ("channels_last",), "groups": (1,), "lora_rank": (None,), "lora_alpha": (None,),
@@ -68,10 +68,10 @@ def from_keras_layer(spec, custom_objects=None):
         if key in _DROPPED or key in _KERAS_DEFAULTS and value in _KERAS_DEFAULTS[key]:
             del config[key]
         elif key.endswith(_ONLY_NONE) or key == "activity_regularizer":
-            if value is not None:
-                raise _Unsupported(f"layer '{name}' ({class_name}) sets {key}={value!r:.80}, which rnnkit cannot "
-                                   "load from a Keras file yet")
-            del config[key]
+            if value is None:
+                del config[key]
+            elif isinstance(value, dict):
+                config[key] = {"class_name": value.get("class_name"), "config": value.get("config") or {}}
         elif key.endswith("_initializer"):
             config[key] = _initializer_name(value)
         elif key in ("layer", "backward_layer", "cell") and isinstance(value, dict):
@@ -168,8 +168,10 @@ def to_keras_layer(layer):
     if isinstance(config.get("cell"), dict):
         config["cell"] = to_keras_layer(layer.cell)
     for key, value in list(config.items()):
-        if key.endswith("_initializer") and isinstance(value, dict):
-            config[key] = {"module": "keras.initializers", "registered_name": None, **value}
+        for suffix, module in (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
+                               ("_constraint", "keras.constraints")):
+            if key.endswith(suffix) and isinstance(value, dict):
+                config[key] = {"module": module, "registered_name": None, **value}
     if class_name == "Bidirectional":
         config["layer"]["config"]["name"] = layer.forward_layer.name
     shape = getattr(layer, "_build_shapes", None)

@@ -5,25 +5,49 @@ import math
 import torch
 import torch.nn.functional as F
 
-from .. import activations
+from .. import activations, constraints, regularizers
 from .layer import Layer
+
+
+_PENALTIES = ("kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint")
+
+
+def _set_penalties(layer, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint):
+    layer.kernel_regularizer = regularizers.get(kernel_regularizer)
+    layer.bias_regularizer = regularizers.get(bias_regularizer)
+    layer.kernel_constraint = constraints.get(kernel_constraint)
+    layer.bias_constraint = constraints.get(bias_constraint)
+
+
+def _penalty_config(layer, *names):
+    """The regularizers and constraints that are set, serialized (unset ones stay out of the config)."""
+    config = {}
+    for name in names:
+        value = getattr(layer, name)
+        if value is not None:
+            module = regularizers if name.endswith("regularizer") else constraints
+            config[name] = module.serialize(value)
+    return config
 
 
 class Embedding(Layer):
     """Integer tokens (batch, time) -> vectors (batch, time, output_dim); index 0 can mean padding."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
-                 input_length=None, **kwargs):
+                 input_length=None, embeddings_regularizer=None, embeddings_constraint=None, **kwargs):
         if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
         self.input_dim, self.output_dim = int(input_dim), int(output_dim)
         self.embeddings_initializer = embeddings_initializer
         self.mask_zero = mask_zero
+        self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
+        self.embeddings_constraint = constraints.get(embeddings_constraint)
 
     def build(self, input_shape):
         self.add_weight("embeddings", (self.input_dim, self.output_dim), self.embeddings_initializer,
-                        device=self._device())
+                        device=self._device(), regularizer=self.embeddings_regularizer,
+                        constraint=self.embeddings_constraint)
 
     def forward(self, inputs):
         if inputs.is_floating_point():
@@ -44,15 +68,18 @@ class Embedding(Layer):
 
     def get_config(self):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim,
-                "mask_zero": self.mask_zero}
+                "mask_zero": self.mask_zero,
+                **_penalty_config(self, "embeddings_regularizer", "embeddings_constraint")}
 
 
 class Dense(Layer):
     """``activation(inputs @ kernel + bias)`` on the last axis; kernel is (in, units) as in Keras."""
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        _set_penalties(self, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         self.units = int(units)
         self.activation_name, self.activation = activations.get(activation)
         self.use_bias = use_bias
@@ -62,9 +89,11 @@ class Dense(Layer):
         if input_shape[-1] is None:
             raise ValueError(f"Layer '{self.name}' needs a known last input dimension, got {input_shape}.")
         self._input_dim = input_shape[-1]
-        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer, device=self._device())
+        self.add_weight("kernel", (input_shape[-1], self.units), self.kernel_initializer, device=self._device(),
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.units,), self.bias_initializer, device=self._device())
+            self.add_weight("bias", (self.units,), self.bias_initializer, device=self._device(),
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def forward(self, inputs):
         self._check_features(inputs, self._input_dim)
@@ -75,7 +104,7 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation_name,
-                "use_bias": self.use_bias}
+                "use_bias": self.use_bias, **_penalty_config(self, *_PENALTIES)}
 
 
 class Dropout(Layer):
@@ -176,8 +205,10 @@ class Conv1D(Layer):
     """1-D convolution over time; kernel is (kernel_size, in, filters) as in Keras."""
 
     def __init__(self, filters, kernel_size, strides=1, padding="valid", dilation_rate=1, activation=None,
-                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros", kernel_regularizer=None,
+                 bias_regularizer=None, kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
+        _set_penalties(self, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         if padding not in ("valid", "same", "causal"):
             raise ValueError(f"Conv1D padding must be 'valid', 'same' or 'causal', got {padding!r}.")
         self.filters = int(filters)
@@ -192,9 +223,10 @@ class Conv1D(Layer):
     def build(self, input_shape):
         self._input_dim = input_shape[-1]
         self.add_weight("kernel", (self.kernel_size, input_shape[-1], self.filters), self.kernel_initializer,
-                        device=self._device())
+                        device=self._device(), regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
         if self.use_bias:
-            self.add_weight("bias", (self.filters,), self.bias_initializer, device=self._device())
+            self.add_weight("bias", (self.filters,), self.bias_initializer, device=self._device(),
+                            regularizer=self.bias_regularizer, constraint=self.bias_constraint)
 
     def forward(self, inputs):
         self._check_rank(inputs, (3,), "a 3-D input (batch, time, features)")
@@ -223,7 +255,7 @@ class Conv1D(Layer):
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding, "dilation_rate": self.dilation_rate,
-                "activation": self.activation_name, "use_bias": self.use_bias}
+                "activation": self.activation_name, "use_bias": self.use_bias, **_penalty_config(self, *_PENALTIES)}
 
 
 class MaxPooling1D(Layer):

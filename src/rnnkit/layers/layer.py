@@ -6,11 +6,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import initializers, registry
+from .. import constraints, initializers, regularizers, registry
 from .._naming import snake_case, suggest, unique_name
 from .symbolic import KerasTensor, Node, flatten, is_shape, is_symbolic, map_structure, torch_dtype
 
-_BASE_ARGS = ("name", "input_shape", "batch_input_shape", "batch_size", "input_dim", "dtype", "trainable")
+_BASE_ARGS = ("name", "input_shape", "batch_input_shape", "batch_size", "input_dim", "dtype", "trainable",
+              "activity_regularizer")
 
 
 class Layer(nn.Module):
@@ -43,7 +44,7 @@ class Layer(nn.Module):
             registry.register_built_in(cls)
 
     def __init__(self, *, name=None, input_shape=None, batch_input_shape=None, batch_size=None,
-                 input_dim=None, dtype=None, trainable=True, **unknown):
+                 input_dim=None, dtype=None, trainable=True, activity_regularizer=None, **unknown):
         super().__init__()
         if unknown:
             self._reject(unknown)
@@ -61,6 +62,10 @@ class Layer(nn.Module):
         self._weight_names = []
         self._input_dim = None
         self._inbound_nodes = []
+        self.activity_regularizer = regularizers.get(activity_regularizer)
+        self._regularizers = []  # (weight name, regularizer): penalties added to the loss
+        self._constraints = []  # (weight name, constraint): applied after every optimizer step
+        self._added_losses = []
 
     def _reject(self, unknown):
         accepted = set(_BASE_ARGS)
@@ -101,7 +106,25 @@ class Layer(nn.Module):
         param = nn.Parameter(value, requires_grad=trainable and self.trainable and dtype.is_floating_point)
         self.register_parameter(name, param)
         self._weight_names.append(name)
+        if regularizer is not None:
+            self._regularizers.append((name, regularizers.get(regularizer)))
+        if constraint is not None:
+            self._constraints.append((name, constraints.get(constraint)))
         return param
+
+    def add_loss(self, loss):
+        """Add a loss term (a scalar tensor) to this call's total loss, as Keras's ``add_loss``."""
+        self._added_losses.append(loss)
+
+    @property
+    def losses(self):
+        """Loss terms of this layer and its sub-layers: weight penalties (``kernel_regularizer``...),
+        activity penalties of the last call, and what ``add_loss`` added."""
+        found = list(self._added_losses)
+        found += [regularizer(getattr(self, name)) for name, regularizer in self._regularizers]
+        for child in self._sublayers():
+            found += child.losses
+        return found
 
     def _free_weight_name(self, name):
         name = name.replace(".", "_").replace("/", "_")
@@ -246,6 +269,9 @@ class Layer(nn.Module):
             if mask is not None:
                 kwargs["mask"] = mask
         outputs = super().__call__(inputs, *args[1:], **kwargs)
+        if self.activity_regularizer is not None:
+            first = flatten(outputs)[0]
+            self.add_loss(self.activity_regularizer(first) / first.shape[0])
         if mask is not None or type(self).compute_mask is not Layer.compute_mask:
             outputs = _attach_mask(outputs, self.compute_mask(inputs, mask), flatten(inputs))
         return outputs
@@ -275,6 +301,8 @@ class Layer(nn.Module):
     def get_config(self):
         """Constructor arguments (JSON-able) from which ``from_config`` rebuilds the layer."""
         config = {"name": self.name, "trainable": self.trainable}
+        if self.activity_regularizer is not None:
+            config["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
         if self.batch_input_shape is not None:
             config["batch_input_shape"] = list(self.batch_input_shape)
         return config

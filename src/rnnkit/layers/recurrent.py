@@ -50,6 +50,7 @@ class RNN(Layer):
             raise ValueError(f"use_fused must be 'auto', True or False, got {use_fused!r}.")
         super().__init__(**kwargs)
         self.cell = cell
+        self.kind = getattr(cell, "fused_kind", None)  # 'simple_rnn', 'lstm', 'gru'; None: steps through call()
         self.return_sequences, self.return_state = return_sequences, return_state
         self.go_backwards, self.stateful, self.unroll = go_backwards, stateful, unroll
         self.zero_output_for_mask = zero_output_for_mask
@@ -57,11 +58,6 @@ class RNN(Layer):
         self.execution_path = self.execution_plan = None
         self.states = None
         self._fused_cache = {}
-
-    @property
-    def kind(self):
-        """The cell's fused recurrence ('simple_rnn', 'lstm', 'gru'), or None for a cell that runs step by step."""
-        return getattr(self.cell, "fused_kind", None)
 
     @property
     def state_size(self):
@@ -92,15 +88,15 @@ class RNN(Layer):
         if not inputs.is_floating_point():
             inputs = inputs.float()
         training = self.training if training is None else training
+        cell = self.cell
         states = self._initial_states(inputs, initial_state)
-        options = self._options(inputs, mask, training)
-        plan = self._plan(options, inputs)
+        options = self._options(cell, inputs, mask, training)
+        plan = self._plan(cell, options, inputs)
         if plan.fused:
-            outputs, final_states = fused.run(plan, inputs, states, self.cell.recurrence_weights(), options,
-                                              training, cache=self._fused_cache)
+            outputs, final_states = fused.run(plan, inputs, states, cell.recurrence_weights(), options, training,
+                                              cache=self._fused_cache)
         elif self.kind is not None:  # a built-in cell: its recurrence over the whole sequence at once
-            outputs, final_states = SEQUENCE_FUNCTIONS[self.kind](inputs, states, self.cell.recurrence_weights(),
-                                                                  options)
+            outputs, final_states = SEQUENCE_FUNCTIONS[self.kind](inputs, states, cell.recurrence_weights(), options)
         else:
             outputs, final_states = self._step_through(inputs, states, options, training)
         final_states = list(final_states)
@@ -114,9 +110,9 @@ class RNN(Layer):
             return [output, *final_states]
         return output
 
-    def _plan(self, options, inputs):
+    def _plan(self, cell, options, inputs):
         """``fused.plan`` for this call; records it in ``execution_plan`` / ``execution_path``."""
-        plan = fused.plan(self.cell, options, inputs, self.use_fused)
+        plan = fused.plan(cell, options, inputs, self.use_fused)
         if plan is not self.execution_plan:
             if self.use_fused is True and not plan.fused:
                 raise ValueError(f"Layer '{self.name}' cannot use the fused kernel: {plan.reason}. "
@@ -125,8 +121,7 @@ class RNN(Layer):
             self.execution_plan, self.execution_path = plan, plan.path
         return plan
 
-    def _options(self, inputs, mask, training):
-        cell = self.cell
+    def _options(self, cell, inputs, mask, training):
         options = SequenceOptions(
             mask=_as_mask(mask, inputs, self.name),
             go_backwards=self.go_backwards,
@@ -191,8 +186,8 @@ class RNN(Layer):
         ``like``: a tensor whose device and dtype the states take (default float32 on the CPU).
         """
         like = torch.zeros(()) if like is None else like
-        if self.kind is not None:  # a built-in cell: zeros for every state, one tensor
-            return [like.new_zeros(batch_size, self.cell.units)] * len(self.state_size)
+        if self.kind is not None:  # a built-in cell: zeros for h (and an LSTM's c), one tensor
+            return [like.new_zeros(batch_size, self.cell.units)] * (2 if self.kind == "lstm" else 1)
         states = initial_state(self.cell, batch_size, like)
         return list(states) if isinstance(states, (list, tuple)) else [states]
 

@@ -44,7 +44,15 @@ class _KerasCell(Layer):
     """
 
     kind = None  # the recurrence of rnnkit.recurrence (and of the fused kernels) this cell computes
+    fused_kind = None  # kind, while the class computes exactly the built-in step: a fused kernel may run it
     gates = 1
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.__module__ == __name__:  # SimpleRNNCell, LSTMCell, GRUCell
+            cls.fused_kind = cls.kind
+        elif "call" in vars(cls):  # a subclass with its own step: RNN steps through it, never fused
+            cls.fused_kind = None
 
     def __init__(self, units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
                  bias_initializer, dropout, recurrent_dropout, seed, **kwargs):
@@ -73,12 +81,6 @@ class _KerasCell(Layer):
     @property
     def output_size(self):
         return self.units
-
-    @property
-    def fused_kind(self):
-        """``kind`` while this cell computes exactly the built-in step (a fused kernel may run it);
-        None for a subclass that redefines ``call``, which then runs step by step."""
-        return self.kind if type(self).call is _BUILT_IN_CALLS.get(self.kind) else None
 
     # ----- weights ---------------------------------------------------------------------------------
     def build(self, input_shape):
@@ -252,9 +254,6 @@ class GRUCell(_KerasCell):
     def get_config(self):
         return {**super().get_config(), "recurrent_activation": self.recurrent_activation_name,
                 "reset_after": self.reset_after}
-
-
-_BUILT_IN_CALLS = {cls.kind: cls.call for cls in (SimpleRNNCell, LSTMCell, GRUCell)}
 
 
 class StackedRNNCells(Layer):

@@ -101,7 +101,7 @@ class Bidirectional(Layer):
         if reason is not None:
             return fused.reference_plan(reason), None
         fw_layer._check_inputs(inputs)
-        options = fw_layer._options(inputs, mask, training)
+        options = fw_layer._options(fw_layer.cell, inputs, mask, training)
         options.go_backwards = False  # the kernel runs the reverse direction itself
         options.needs_sequences, options.needs_final_cell = self.return_sequences, self.return_state
         plan = fused.plan(fw_layer.cell, options, inputs, fw_layer.use_fused)

@@ -63,6 +63,7 @@ class Model(Layer):
         self._device_choice = None
         self._autocast_dtype = None
         self._prepared_for = None
+        self._constrained, self._penalised = [], False
 
     # ----- the functional graph ----------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
@@ -273,6 +274,10 @@ class Model(Layer):
         self._ensure_on_device()
         if self.optimizer is not None:
             self.optimizer.build(list(self.parameters()))
+        layers = [m for m in self.modules() if isinstance(m, Layer)]
+        self._constrained = [(getattr(m, name), c) for m in layers for name, c in m._constraints]
+        self._penalised = any(m._regularizers or m.activity_regularizer is not None or type(m).add_loss
+                              is not Layer.add_loss or type(m).call is not Layer.call for m in layers)
         self._prepared_for = key
 
     def _apply(self, *args, **kwargs):
@@ -353,7 +358,18 @@ class Model(Layer):
             total = value * weight if total is None else total + value * weight
         if total is None:
             raise ValueError("compile() gave no loss for any output.")
+        if self._penalised:
+            extra = self.losses
+            if extra:
+                total = total + torch.stack([torch.as_tensor(t, device=total.device).float().reshape(())
+                                             for t in extra]).sum()
         return total, parts, ys, preds
+
+    def _clear_added_losses(self):
+        if self._penalised:
+            for module in self.modules():
+                if isinstance(module, Layer):
+                    module._added_losses.clear()
 
     def _mask_weights(self, mask, loss_fn=None):
         if mask is None:
@@ -399,6 +415,7 @@ class Model(Layer):
         if not self.training:
             self.train()
         self.optimizer.zero_grad()
+        self._clear_added_losses()
         with self._autocast():
             y_pred = self(x, training=True)
         loss, parts, ys, preds = self._total_loss(y, y_pred)
@@ -411,6 +428,10 @@ class Model(Layer):
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
         self.optimizer.step()
+        if self._constrained:
+            with torch.no_grad():
+                for weight, constraint in self._constrained:
+                    weight.copy_(constraint(weight))
         return self._update_metrics(ys, preds, value, parts, len(data_adapter.first_leaf(x)))
 
     def test_on_batch(self, x, y):
@@ -497,9 +518,9 @@ class Model(Layer):
             for xb, yb in data:
                 if yb is None:
                     raise ValueError("evaluate() needs targets: pass y, or a dataset that yields (x, y).")
-                if not self.built:
-                    self._prepare(xb)
+                self._prepare(xb)
                 xb, yb = data_adapter.to_device(xb, self.device), data_adapter.to_device(yb, self.device)
+                self._clear_added_losses()
                 y_pred = self(xb, training=False)
                 loss, parts, ys, preds = self._total_loss(yb, y_pred)
                 logs = self._update_metrics(ys, preds, float(loss), parts, len(data_adapter.first_leaf(xb)))
