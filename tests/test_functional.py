@@ -204,3 +204,22 @@ def test_plot_model_writes_a_png_of_the_graph(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(ValueError, match="no graph to draw"):
         rnnkit.utils.plot_model(rnnkit.Sequential([layers.Dense(1)]), tmp_path / "unbuilt.png")
+
+
+def test_a_model_that_takes_raw_strings_trains_predicts_and_round_trips(tmp_path):
+    texts = np.array(["a good film", "a bad film", "good good", "bad plot", "fine acting", "terrible"] * 4)
+    y = np.array([1, 0, 1, 0, 1, 0] * 4, "float32")
+    vectorize = layers.TextVectorization(max_tokens=20, output_sequence_length=4)
+    vectorize.adapt(texts)
+    inputs = rnnkit.Input(shape=(1,), dtype="string")
+    x = layers.LSTM(4)(layers.Embedding(20, 4, mask_zero=True)(vectorize(inputs)))
+    model = rnnkit.Model(inputs, layers.Dense(1, activation="sigmoid")(x))
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    model.fit(texts, y, epochs=1, batch_size=4, verbose=0, validation_split=0.25)
+    model.save(tmp_path / "text.rnnkit")
+    probe = np.array(["a good plot"])
+    np.testing.assert_array_equal(rnnkit.load_model(tmp_path / "text.rnnkit").predict(probe, verbose=0),
+                                  model.predict(probe, verbose=0))
+    numeric = rnnkit.Sequential([rnnkit.Input((3,)), layers.Dense(1)])
+    with pytest.raises(ValueError, match="got text for input"):
+        numeric.predict(texts[:3], verbose=0)

@@ -57,15 +57,24 @@ def to_device(x, device, non_blocking=False):
     return map_structure(lambda t: t.to(device, non_blocking=non_blocking) if isinstance(t, torch.Tensor) else t, x)
 
 
+def _is_text(array):
+    flat = array.reshape(-1)
+    return array.dtype.kind in "US" or array.dtype == object and flat.size > 0 and all(
+        isinstance(v, (str, bytes)) for v in flat[:100])
+
+
 def to_tensor(x, name="x"):
-    """A tensor from an array-like, with a clear error for NaN/inf and non-numeric data."""
+    """A tensor from an array-like, with a clear error for NaN/inf and non-numeric data. Text stays a
+    NumPy array of ``str`` (for models whose first layer is ``TextVectorization``)."""
     if isinstance(x, torch.Tensor):
         t = x
     else:
         array = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
         if array.dtype == object or array.dtype.kind in "USO":
-            raise ValueError(f"{name} must be numeric, got an array of dtype {array.dtype}. "
-                             "Convert text to token ids first (rnnkit.text.TextVectorizer).")
+            if _is_text(array):
+                return array.astype(str)
+            raise ValueError(f"{name} must be numeric or text, got an array of dtype {array.dtype}. "
+                             "Convert it to numbers (or strings) first.")
         if array.dtype == bool:
             array = array.astype(np.float32)
         if any(stride < 0 for stride in array.strides) or not array.flags.writeable:
@@ -122,7 +131,9 @@ class ArrayBatches:
 def _take(data, idx):
     if isinstance(data, torch.Tensor):
         return data[idx]
-    return map_structure(lambda t: t[idx], data)
+    if isinstance(data, np.ndarray):
+        return data[idx.numpy() if isinstance(idx, torch.Tensor) else idx]
+    return map_structure(lambda t: _take(t, idx), data)
 
 
 def _path(i, structure):

@@ -87,11 +87,12 @@ def plan(cell, options, x, use_fused="auto"):
         fused: aten gru (cuDNN)        on CUDA
         reference: recurrent_dropout in training
 
-    Only masked calls cost more than a few comparisons: the mask's layout is read once per call.
+    Only masked calls cost more than a few comparisons (the mask's layout is read once per
+    call); each configuration's Plan is made once and shared. Example::
 
-        >>> cell = LSTMCell(8); cell._ensure_built((None, 3))
-        >>> plan(cell, SequenceOptions(), torch.zeros(2, 5, 3)).path
-        'fused: aten lstm (oneDNN)'
+        rnn = RNN(LSTMCell(8))
+        rnn(torch.zeros(2, 5, 3))
+        rnn.execution_plan        # plan(rnn.cell, options, x): path 'fused: aten lstm (oneDNN)'
     """
     if use_fused is False:
         return reference_plan("use_fused=False")

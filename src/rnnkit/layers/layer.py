@@ -474,7 +474,11 @@ def _dummy_inputs(shape, dtypes, fill):
 
 
 def _to_tensor(x):
+    if isinstance(x, str):
+        return x
     array = np.asarray(x)
+    if array.dtype.kind in "USO":
+        return array  # strings stay NumPy: a first layer such as TextVectorization takes them
     if array.dtype.kind in "iub":
         return torch.as_tensor(array, dtype=torch.long)
     return torch.as_tensor(array, dtype=torch.float32)

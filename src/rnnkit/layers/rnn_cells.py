@@ -30,7 +30,7 @@ import inspect
 import torch
 from torch import nn
 
-from .. import activations, recurrence
+from .. import activations, recurrence, registry
 from ..recurrence import SequenceOptions
 from .layer import Layer
 
@@ -309,14 +309,10 @@ class StackedRNNCells(Layer):
                 cell.reset_dropout_mask()
 
     def get_config(self):
-        from .. import registry
-
         return {**super().get_config(), "cells": [registry.serialize(cell) for cell in self.cells]}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
-        from .. import registry
-
         config = dict(config)
         cells = [registry.deserialize(spec, custom_objects) for spec in config.pop("cells")]
         return cls(cells, **config)

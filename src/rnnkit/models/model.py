@@ -187,6 +187,13 @@ class Model(Layer):
         for tensor, value, m in zip(expected, values, masks):
             if not isinstance(value, torch.Tensor):
                 value = data_adapter.to_tensor(value, tensor.name)
+            if not isinstance(value, torch.Tensor):  # text
+                if tensor.dtype != "string":
+                    raise ValueError(f"Model '{self.name}' got text for input '{tensor.name}', which takes numbers "
+                                     f"({tensor.dtype}); turn the text into token ids first, or make the model's "
+                                     "first layer a TextVectorization on an Input(dtype='string').")
+                result.append(value)
+                continue
             if tensor.dtype.startswith("float") and not value.is_floating_point():
                 value = value.float()
             elif tensor.dtype.startswith("int") and value.is_floating_point():
@@ -552,7 +559,8 @@ class Model(Layer):
             self.eval()
         with torch.inference_mode(), self._autocast():
             out = self(data_adapter.to_device(x, self.device), training=False)
-            return map_structure(lambda t: t.float() if isinstance(t, torch.Tensor) else t, out)
+            return map_structure(lambda t: t.float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t,
+                                 out)
 
     def reset_states(self):
         """Forget the states that stateful recurrent layers carry between batches."""

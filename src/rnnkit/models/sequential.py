@@ -126,5 +126,8 @@ class Sequential(Model):
 
 
 def _input_for(first_layer, batch_shape):
-    """The Input a stack starts from: token ids for an Embedding, float32 otherwise."""
-    return InputLayer(batch_shape=batch_shape, dtype="int64" if isinstance(first_layer, Embedding) else None).output
+    """The Input a stack starts from: token ids for an Embedding, strings for a TextVectorization,
+    float32 otherwise."""
+    dtype = ("int64" if isinstance(first_layer, Embedding)
+             else "string" if type(first_layer).__name__ == "TextVectorization" else None)
+    return InputLayer(batch_shape=batch_shape, dtype=dtype).output
