@@ -7,12 +7,13 @@
 """
 __version__ = "0.1.0"
 
-from . import callbacks, config, datasets, layers, losses, metrics, models, optimizers, text, utils
+from . import callbacks, config, datasets, layers, losses, metrics, models, optimizers, saving, text, utils
 from . import backend, constraints, data, initializers, ops, preprocessing, random, regularizers
-from .layers import Input
-from .models import Model, Sequential
-from .saving import load_model
+from .layers import Input, Layer
+from .models import Functional, Model, Sequential
+from .saving import load_model, save_model
 
-__all__ = ["Input", "Model", "Sequential", "load_model", "callbacks", "config", "layers", "losses",
-           "metrics", "models", "optimizers", "datasets", "text", "utils", "__version__"]
+__all__ = ["Functional", "Input", "Layer", "Model", "Sequential", "load_model", "save_model", "callbacks", "config",
+           "layers", "losses", "metrics", "models", "optimizers", "datasets", "saving", "text", "utils",
+           "__version__"]
 __all__ += ["backend", "constraints", "data", "initializers", "ops", "preprocessing", "random", "regularizers"]

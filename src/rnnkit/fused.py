@@ -104,8 +104,8 @@ def plan(cell, options, x, use_fused="auto"):
         return reference_plan(reason)
     device, activation = x.device.type, cell.activation_name
     float32 = kind != "lstm" and device == "cpu" and torch.is_autocast_enabled("cpu")
-    dtype = torch.float32 if float32 else x.dtype
-    native = (kind != "lstm" and device == "cpu" and dtype == torch.float32 and cell.kernel.dtype == torch.float32
+    dtype, weights_dtype = (torch.float32 if float32 else x.dtype), cell.kernel.dtype
+    native = (kind != "lstm" and device == "cpu" and dtype == weights_dtype == torch.float32
               and cpu_kernels.available())
     if device != "cpu":
         kernel, why = "aten", f"{device} tensors"
@@ -115,8 +115,10 @@ def plan(cell, options, x, use_fused="auto"):
         kernel, why = "aten", "LSTM on the CPU"
     else:
         kernel = "torch-loop" if kind == "simple_rnn" else "aten"
-        why = (f"no native kernel for {dtype}" if dtype != torch.float32
-               else f"native kernels unavailable: {cpu_kernels.unavailable_reason()}")
+        if dtype != torch.float32 or weights_dtype != torch.float32:
+            why = f"no native kernel for {dtype if dtype != torch.float32 else weights_dtype}"
+        else:
+            why = f"native kernels unavailable: {cpu_kernels.unavailable_reason()}"
     packed = False
     if options.mask is not None:
         packed, mask_why = _packing(kind, activation, x, options, cell.recurrence_weights(), native)

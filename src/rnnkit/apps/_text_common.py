@@ -188,7 +188,7 @@ def encode(vectorizer, texts, length=None):
 
 def class_probabilities(model, ids, num_classes, batch_size=256):
     """(n, num_classes) probabilities from a sigmoid or softmax head."""
-    out = model.predict(ids, batch_size=batch_size)
+    out = model.predict(ids, batch_size=batch_size, verbose=0)
     if num_classes == 2:
         p = out.reshape(-1)
         return np.stack([1 - p, p], axis=1)

@@ -1,5 +1,6 @@
-"""Models: ``Model`` (training API for any forward pass) and ``Sequential``."""
-from .model import Model
+"""Models: ``Model`` (functional, subclassed), ``Sequential``, and Keras's ``models.load_model`` path."""
+from ..saving import load_model, save_model
+from .model import Functional, Model
 from .sequential import Sequential
 
-__all__ = ["Model", "Sequential"]
+__all__ = ["Functional", "Model", "Sequential", "load_model", "save_model"]

@@ -535,11 +535,12 @@ class Model(Layer):
             raise ValueError("The evaluation data yielded no batches.")
         return logs
 
-    def predict(self, x, batch_size=None, verbose=0, steps=None):
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Outputs for ``x`` as NumPy (a list or dict of arrays for several outputs), computed in
-        batches (default 256) under inference mode."""
+        batches (default 256) under inference mode; ``verbose="auto"`` or 1 shows a progress bar,
+        as Keras does."""
         data = data_adapter.batches(x, None, batch_size, shuffle=False, steps=steps, default_batch_size=256)
-        bar = Progbar(len(data), verbose=1 if verbose == 1 else 0)
+        bar = Progbar(len(data), verbose=1 if verbose in (1, "auto") else 0)
         outputs = []
         for i, (xb, _) in enumerate(data, start=1):
             outputs.append(map_structure(lambda t: t.cpu(), self._predict_tensor(xb)))
@@ -644,8 +645,10 @@ def _output_mask(y_pred):
 
 
 def _validation_batches(validation_data, batch_size, steps):
-    if isinstance(validation_data, tuple) and len(validation_data) in (2, 3) and data_adapter.is_array(
-            validation_data[0]):
+    """``(x, y)`` or ``[x, y]`` of arrays (as Keras takes them), else a dataset of batches."""
+    pair = isinstance(validation_data, tuple) or isinstance(validation_data, list) and not isinstance(
+        validation_data[0], tuple)
+    if pair and len(validation_data) in (2, 3) and data_adapter.is_array(validation_data[0]):
         return data_adapter.batches(validation_data[0], validation_data[1], batch_size, shuffle=False)
     return data_adapter.batches(validation_data, None, batch_size, shuffle=False, steps=steps)
 
