@@ -925,9 +925,8 @@ def _ratio(a, b):
 def _short_path(paths):
     if not paths:
         return "-"
-    kinds = {p.split(" (")[0] for p in paths.values()}
-    if kinds <= {"fused"}:
-        return "fused"
+    if all(p.startswith("fused") for p in paths.values()):
+        return "; ".join(sorted(set(paths.values())))
     return "; ".join(f"{k}: {v}" for k, v in paths.items())
 
 

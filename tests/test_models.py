@@ -93,7 +93,7 @@ def test_layers_are_torch_modules():
     model = Sequential([rnnkit.Input(shape=(None, 3)), LSTM(4), Dense(1)])
     assert isinstance(model, torch.nn.Module) and isinstance(model.layers[0], torch.nn.Module)
     names = [n for n, _ in model.named_parameters()]
-    assert names == ["_layers.0.kernel", "_layers.0.recurrent_kernel", "_layers.0.bias",
+    assert names == ["_layers.0.cell.kernel", "_layers.0.cell.recurrent_kernel", "_layers.0.cell.bias",
                      "_layers.1.kernel", "_layers.1.bias"]
     out = model(torch.randn(2, 6, 3))
     out.sum().backward()
@@ -151,7 +151,7 @@ def test_binary_accuracy_learning_with_masked_embeddings():
     model.fit(x, y, batch_size=32, epochs=15, verbose=0, validation_split=0.2)
     loss, acc = model.evaluate(x, y, verbose=0)
     assert acc > 0.95
-    assert model.layers[1].execution_path == "fused"
+    assert model.layers[1].execution_path.startswith("fused")
 
 
 def test_fit_accepts_arrays_tensors_dataloaders_and_generators():

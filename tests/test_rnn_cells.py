@@ -195,6 +195,17 @@ def test_layer_weights_attributes_and_config_are_keras():
     assert LSTM.from_config(config).get_config() == config
 
 
+def test_cells_take_keras_regularizers_and_constraints():
+    layer = built(GRU(U, kernel_regularizer="l2", recurrent_regularizer="l1", bias_constraint="non_neg"))
+    kernel, recurrent = layer.cell.kernel, layer.cell.recurrent_kernel
+    penalties = sorted(float(p) for p in layer.losses)
+    assert penalties == pytest.approx(sorted([0.01 * float(kernel.square().sum()), 0.01 * float(recurrent.abs().sum())]))
+    config = layer.get_config()
+    assert config["kernel_regularizer"]["class_name"] == "L2" and config["bias_constraint"]["class_name"] == "NonNeg"
+    assert "recurrent_constraint" not in config  # unset ones stay out, as Keras
+    assert GRU.from_config(config).get_config() == config
+
+
 def test_one_argument_list_for_the_layers():
     import inspect
 

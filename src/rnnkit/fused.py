@@ -103,7 +103,7 @@ def plan(cell, options, x, use_fused="auto"):
     if reason is not None:
         return reference_plan(reason)
     device, activation = x.device.type, cell.activation_name
-    float32 = kind != "lstm" and device == "cpu" and torch.is_autocast_enabled("cpu")
+    float32 = device == "cpu" and torch.is_autocast_enabled("cpu") and (kind != "lstm" or not cpu_bf16_lstm())
     dtype, weights_dtype = (torch.float32 if float32 else x.dtype), cell.kernel.dtype
     native = (kind != "lstm" and device == "cpu" and dtype == weights_dtype == torch.float32
               and cpu_kernels.available())
@@ -307,6 +307,20 @@ def run(plan, x, states, weights, options, training=False, backward=None, cache=
                 backward = ([s.float() for s in backward[0]], *backward[1:])
             return _run(plan, x.float(), states, weights, options, training, backward, cache)
     return _run(plan, x, states, weights, options, training, backward, cache)
+
+
+@functools.cache
+def cpu_bf16_lstm():
+    """Whether this CPU's oneDNN runs an LSTM under bfloat16 autocast (on CPUs without native
+    bf16 support it cannot: "could not create a primitive descriptor"); without it, bf16
+    autocast runs the LSTM in float32 like the GRU and SimpleRNN."""
+    weights = [torch.zeros(4, 1), torch.zeros(4, 1), torch.zeros(4), torch.zeros(4)]
+    try:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            torch.lstm(torch.zeros(1, 2, 1), (torch.zeros(1, 1, 1),) * 2, weights, True, 1, 0.0, False, False, True)
+        return True
+    except RuntimeError:
+        return False
 
 
 def _run(plan, x, states, weights, options, training, backward, cache):

@@ -140,7 +140,9 @@ def build_classifier(kind, vocab_size, num_classes, embed_dim=64, units=64, drop
     if dropout:
         layers.append(Dropout(dropout))
     layers.append(head)
-    return rnnkit.Sequential(layers, name=f"{kind}_classifier")
+    model = rnnkit.Sequential(layers, name=f"{kind}_classifier")
+    model.build((None, None))  # token ids of any length; weights drawn now, in layer order
+    return model
 
 
 def describe_classifier(kind, args):

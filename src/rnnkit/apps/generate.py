@@ -107,7 +107,9 @@ def build_language_model(vocab_size, units=256, layers=2, embed_dim=64, dropout=
         if dropout and i < layers - 1:
             stack.append(Dropout(dropout))
     stack.append(Dense(vocab_size))
-    return rnnkit.Sequential(stack, name="char_lm")
+    model = rnnkit.Sequential(stack, name="char_lm")
+    model.build((None, None))  # token ids of any length: weights exist before training, as the app reports them
+    return model
 
 
 def compile_language_model(model, learning_rate):

@@ -264,9 +264,9 @@ class Layer(nn.Module):
             self._build_dtypes = map_structure(lambda t: _dtype_label(t.dtype), inputs)
             self._ensure_built(map_structure(lambda t: tuple(t.shape), inputs), device=_first_device(inputs))
         mask = kwargs.get("mask")
-        if mask is None and self._accepts("mask"):
-            mask = _mask_of(inputs)
-            if mask is not None:
+        if mask is None:
+            mask = _mask_of(inputs)  # every layer sees its input's mask; call() gets it if it takes mask
+            if mask is not None and self._accepts("mask"):
                 kwargs["mask"] = mask
         outputs = super().__call__(inputs, *args[1:], **kwargs)
         if self.activity_regularizer is not None:
@@ -408,6 +408,8 @@ def _call_symbolic(layer, args, kwargs):
     dtypes = getattr(layer, "_traced_dtypes", None) or "float32"
     layer._traced_dtypes = None
     index = len(layer._inbound_nodes)
+    if not is_shape(out_shapes):
+        out_shapes = _flat_shapes(out_shapes)
     if is_shape(out_shapes):
         dtype = dtypes if isinstance(dtypes, str) else flatten(dtypes)[0]
         outputs = KerasTensor(out_shapes, dtype, name=layer.name, history=(layer, index, 0))
@@ -417,6 +419,15 @@ def _call_symbolic(layer, args, kwargs):
                    for i, (s, d) in enumerate(zip(out_shapes, flat_dtypes))]
     layer._inbound_nodes.append(Node(layer, args, kwargs, outputs))
     return outputs
+
+
+def _flat_shapes(shapes):
+    """A (nested) list of shapes as a flat list (a cell's nested states come out one by one)."""
+    if is_shape(shapes):
+        return [tuple(shapes)]
+    if isinstance(shapes, dict):
+        shapes = [shapes[k] for k in sorted(shapes)]
+    return [s for item in shapes for s in _flat_shapes(item)]
 
 
 def _traced_output_shape(layer, input_shape):

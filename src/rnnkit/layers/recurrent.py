@@ -252,7 +252,8 @@ class _CellLayer(RNN):
 
     Subclasses name the cell (``cell_class``); their signature (``help(LSTM)``) is the cell's
     arguments followed by RNN's, and the cell's attributes read through the layer
-    (``layer.units``, ``layer.kernel``...). Weights are the cell's, in Keras's order.
+    (``layer.units``, ``layer.kernel``..., listed below the class). Weights are the cell's, in
+    Keras's order.
     """
 
     cell_class = None
@@ -266,22 +267,6 @@ class _CellLayer(RNN):
                                dtype=kwargs.get("dtype"), **cell_kwargs)
         super().__init__(cell, **kwargs)
 
-    units = _from_cell("units")
-    activation = _from_cell("activation")
-    activation_name = _from_cell("activation_name")
-    recurrent_activation = _from_cell("recurrent_activation")
-    recurrent_activation_name = _from_cell("recurrent_activation_name")
-    use_bias = _from_cell("use_bias")
-    kernel_initializer = _from_cell("kernel_initializer")
-    recurrent_initializer = _from_cell("recurrent_initializer")
-    bias_initializer = _from_cell("bias_initializer")
-    dropout = _from_cell("dropout")
-    recurrent_dropout = _from_cell("recurrent_dropout")
-    seed = _from_cell("seed")
-    kernel = _from_cell("kernel")
-    recurrent_kernel = _from_cell("recurrent_kernel")
-    bias = _from_cell("bias")
-
     def get_config(self):
         """Keras's layout: the layer's name, the cell's arguments and RNN's, flat (no nested cell)."""
         cell = {key: value for key, value in self.cell.get_config().items()
@@ -291,6 +276,13 @@ class _CellLayer(RNN):
     @classmethod
     def from_config(cls, config, custom_objects=None):
         return cls(**config)
+
+
+for _name in ("units", "activation", "activation_name", "recurrent_activation", "recurrent_activation_name",
+              "use_bias", "kernel_initializer", "recurrent_initializer", "bias_initializer", "kernel_regularizer",
+              "recurrent_regularizer", "bias_regularizer", "kernel_constraint", "recurrent_constraint",
+              "bias_constraint", "dropout", "recurrent_dropout", "seed", "kernel", "recurrent_kernel", "bias"):
+    setattr(_CellLayer, _name, _from_cell(_name))
 
 
 def _arguments(cls):

@@ -30,7 +30,7 @@ import inspect
 import torch
 from torch import nn
 
-from .. import activations, recurrence, registry
+from .. import activations, constraints, recurrence, registry, regularizers
 from ..recurrence import SequenceOptions
 from .layer import Layer
 
@@ -54,8 +54,9 @@ class _KerasCell(Layer):
         elif "call" in vars(cls):  # a subclass with its own step: RNN steps through it, never fused
             cls.fused_kind = None
 
-    def __init__(self, units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
-                 bias_initializer, dropout, recurrent_dropout, seed, **kwargs):
+    def __init__(self, units, *, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
+                 bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
+                 recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed, **kwargs):
         super().__init__(**kwargs)
         if int(units) <= 0:
             raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units}.")
@@ -69,6 +70,12 @@ class _KerasCell(Layer):
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.recurrent_regularizer = regularizers.get(recurrent_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.recurrent_constraint = constraints.get(recurrent_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.dropout, self.recurrent_dropout = float(dropout), float(recurrent_dropout)
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
@@ -87,16 +94,22 @@ class _KerasCell(Layer):
         if input_shape[-1] is None:
             raise ValueError(f"Cell '{self.name}' needs a known feature size, got input shape {tuple(input_shape)}.")
         device, width = self._device(), self.gates * self.units
-        self.add_weight("kernel", (input_shape[-1], width), self.kernel_initializer, device=device)
-        self.add_weight("recurrent_kernel", (self.units, width), self.recurrent_initializer, device=device)
+        self.add_weight("kernel", (input_shape[-1], width), self.kernel_initializer, device=device,
+                        regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.add_weight("recurrent_kernel", (self.units, width), self.recurrent_initializer, device=device,
+                        regularizer=self.recurrent_regularizer, constraint=self.recurrent_constraint)
         if self.use_bias:
-            self._build_bias(device)
+            self._add_bias(self._bias_shape(), device)
         else:
             self.register_parameter("bias", None)  # cell.bias is None, as in Keras
         self._input_dim = input_shape[-1]
 
-    def _build_bias(self, device):
-        self.add_weight("bias", (self.gates * self.units,), self.bias_initializer, device=device)
+    def _bias_shape(self):
+        return (self.gates * self.units,)
+
+    def _add_bias(self, shape, device):
+        return self.add_weight("bias", shape, self.bias_initializer, device=device, regularizer=self.bias_regularizer,
+                               constraint=self.bias_constraint)
 
     def recurrence_weights(self):
         """(kernel, recurrent_kernel, bias or None): what ``rnnkit.recurrence`` and ``rnnkit.fused`` take."""
@@ -138,6 +151,12 @@ class _KerasCell(Layer):
         for key in ("kernel_initializer", "recurrent_initializer", "bias_initializer"):
             if isinstance(getattr(self, key), str):
                 config[key] = getattr(self, key)
+        for key in ("kernel_regularizer", "recurrent_regularizer", "bias_regularizer"):  # only those set
+            if getattr(self, key) is not None:
+                config[key] = regularizers.serialize(getattr(self, key))
+        for key in ("kernel_constraint", "recurrent_constraint", "bias_constraint"):
+            if getattr(self, key) is not None:
+                config[key] = constraints.serialize(getattr(self, key))
         return config
 
     def extra_repr(self):
@@ -148,8 +167,9 @@ class SimpleRNNCell(_KerasCell):
     """One step of a fully-connected RNN: h_t = activation(x_t W + b + h_{t-1} U).
 
     Arguments (Keras's): units, activation ("tanh"), use_bias, kernel_initializer,
-    recurrent_initializer, bias_initializer, dropout and recurrent_dropout (rates of the
-    per-sequence masks on the inputs and on h), seed (of those masks).
+    recurrent_initializer, bias_initializer, the regularizers and constraints of kernel,
+    recurrent_kernel and bias, dropout and recurrent_dropout (rates of the per-sequence masks
+    on the inputs and on h), seed (of those masks).
 
         cell = SimpleRNNCell(4)
         h, [h] = cell(torch.randn(2, 3), [torch.zeros(2, 4)])
@@ -158,10 +178,16 @@ class SimpleRNNCell(_KerasCell):
     kind = "simple_rnn"
 
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
-                 recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0, recurrent_dropout=0.0,
-                 seed=None, **kwargs):
-        super().__init__(units, activation, "sigmoid", use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, dropout, recurrent_dropout, seed, **kwargs)
+                 recurrent_initializer="orthogonal", bias_initializer="zeros", kernel_regularizer=None,
+                 recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None, recurrent_constraint=None,
+                 bias_constraint=None, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation="sigmoid", use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                         kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         seed=seed, **kwargs)
 
     def call(self, inputs, states, training=None):
         """``(h, [h])`` for this step's ``inputs`` (batch, features) and ``states`` = ``[h_{t-1}]``."""
@@ -177,7 +203,8 @@ class LSTMCell(_KerasCell):
 
     Arguments (Keras's): units, activation ("tanh"), recurrent_activation ("sigmoid", the
     gates'), use_bias, kernel_initializer, recurrent_initializer, bias_initializer,
-    unit_forget_bias (start the forget gate's bias at 1), dropout, recurrent_dropout, seed.
+    unit_forget_bias (start the forget gate's bias at 1), kernel_/recurrent_/bias_regularizer,
+    kernel_/recurrent_/bias_constraint, dropout, recurrent_dropout, seed.
     States: ``[h, c]``.
 
         cell = LSTMCell(4)
@@ -189,20 +216,28 @@ class LSTMCell(_KerasCell):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 unit_forget_bias=True, dropout=0.0, recurrent_dropout=0.0, seed=None, **kwargs):
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, dropout, recurrent_dropout, seed, **kwargs)
+                 unit_forget_bias=True, kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None,
+                 kernel_constraint=None, recurrent_constraint=None, bias_constraint=None, dropout=0.0,
+                 recurrent_dropout=0.0, seed=None, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                         kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         seed=seed, **kwargs)
         self.unit_forget_bias = unit_forget_bias
 
     @property
     def state_size(self):
         return [self.units, self.units]
 
-    def _build_bias(self, device):
-        bias = self.add_weight("bias", (4 * self.units,), self.bias_initializer, device=device)
+    def _add_bias(self, shape, device):
+        bias = super()._add_bias(shape, device)
         if self.unit_forget_bias:
             with torch.no_grad():
                 bias[self.units: 2 * self.units] = 1.0
+        return bias
 
     def call(self, inputs, states, training=None):
         """``(h, [h, c])`` for this step's ``inputs`` (batch, features) and ``states`` = ``[h_{t-1}, c_{t-1}]``."""
@@ -220,9 +255,9 @@ class GRUCell(_KerasCell):
     """One GRU step (gates z, r, h as Keras; equations in ``rnnkit.recurrence.gru_step``).
 
     Arguments (Keras's): units, activation, recurrent_activation, use_bias, the three
-    initializers, dropout, recurrent_dropout, reset_after (True: the reset gate applies
-    after the recurrent matrix product, cuDNN's variant, bias (2, 3*units); False: the
-    original paper's, bias (3*units,)), seed. States: ``[h]``.
+    initializers, regularizers and constraints, dropout, recurrent_dropout, reset_after
+    (True: the reset gate applies after the recurrent matrix product, cuDNN's variant, bias
+    (2, 3*units); False: the original paper's, bias (3*units,)), seed. States: ``[h]``.
 
         cell = GRUCell(4)
         h, [h] = cell(torch.randn(2, 3), [torch.zeros(2, 4)])
@@ -233,14 +268,20 @@ class GRUCell(_KerasCell):
 
     def __init__(self, units, activation="tanh", recurrent_activation="sigmoid", use_bias=True,
                  kernel_initializer="glorot_uniform", recurrent_initializer="orthogonal", bias_initializer="zeros",
-                 dropout=0.0, recurrent_dropout=0.0, reset_after=True, seed=None, **kwargs):
-        super().__init__(units, activation, recurrent_activation, use_bias, kernel_initializer, recurrent_initializer,
-                         bias_initializer, dropout, recurrent_dropout, seed, **kwargs)
+                 kernel_regularizer=None, recurrent_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 recurrent_constraint=None, bias_constraint=None, dropout=0.0, recurrent_dropout=0.0,
+                 reset_after=True, seed=None, **kwargs):
+        super().__init__(units, activation=activation, recurrent_activation=recurrent_activation, use_bias=use_bias,
+                         kernel_initializer=kernel_initializer, recurrent_initializer=recurrent_initializer,
+                         bias_initializer=bias_initializer, kernel_regularizer=kernel_regularizer,
+                         recurrent_regularizer=recurrent_regularizer, bias_regularizer=bias_regularizer,
+                         kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
+                         bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
+                         seed=seed, **kwargs)
         self.reset_after = reset_after
 
-    def _build_bias(self, device):
-        shape = (2, 3 * self.units) if self.reset_after else (3 * self.units,)
-        self.add_weight("bias", shape, self.bias_initializer, device=device)
+    def _bias_shape(self):
+        return (2, 3 * self.units) if self.reset_after else (3 * self.units,)
 
     def call(self, inputs, states, training=None):
         """``(h, [h])`` for this step's ``inputs`` (batch, features) and ``states`` = ``[h_{t-1}]``."""
@@ -263,7 +304,7 @@ class StackedRNNCells(Layer):
     (a list for a cell with several states), as in Keras. ``RNN([cell1, cell2])`` builds one.
 
         cells = StackedRNNCells([LSTMCell(16), GRUCell(8)])
-        out, [[h1, c1], [h2]] = RNN(cells, return_state=True)(torch.randn(4, 10, 3))
+        out, [h1, c1], [h2] = RNN(cells, return_state=True)(torch.randn(4, 10, 3))
     """
 
     def __init__(self, cells, **kwargs):

@@ -220,10 +220,10 @@ class Graph:
             key = id(node.layer)
             layer_depth[key] = max(layer_depth.get(key, 0), depth[id(node)])
             layers[key] = node.layer
-        for t in self.inputs:  # unused inputs still count (their InputLayer), first
+        for t in self.inputs:  # unused inputs still count (their InputLayer), at depth 0, first among equals
             layer = t._keras_history[0]
             if t.node.is_input and id(layer) not in layers:
-                layers[id(layer)], layer_depth[id(layer)], first_visit[id(layer)] = layer, 1 << 30, -1
+                layers[id(layer)], layer_depth[id(layer)], first_visit[id(layer)] = layer, 0, -1
         keys = sorted(layers, key=lambda k: (-layer_depth[k], first_visit[k]))
         return [layers[k] for k in keys]
 
