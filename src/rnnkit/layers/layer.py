@@ -60,6 +60,7 @@ class Layer(nn.Module):
         self.trainable = trainable
         self.built = False
         self._weight_names = []
+        self._frozen_names = set()  # weights created with trainable=False (Keras lists them after the others)
         self._input_dim = None
         self._inbound_nodes = []
         self.activity_regularizer = regularizers.get(activity_regularizer)
@@ -106,6 +107,8 @@ class Layer(nn.Module):
         param = nn.Parameter(value, requires_grad=trainable and self.trainable and dtype.is_floating_point)
         self.register_parameter(name, param)
         self._weight_names.append(name)
+        if not trainable:
+            self._frozen_names.add(name)
         if regularizer is not None:
             self._regularizers.append((name, regularizers.get(regularizer)))
         if constraint is not None:
@@ -137,8 +140,10 @@ class Layer(nn.Module):
 
     @property
     def weights(self):
-        """Own weights, in Keras order (sub-layers' weights follow their own order)."""
-        own = [getattr(self, n) for n in self._weight_names]
+        """Own weights in Keras's order (those created trainable, then the others, each in creation
+        order), then the sub-layers' weights in their own order."""
+        own = [getattr(self, n) for n in self._weight_names if n not in self._frozen_names]
+        own += [getattr(self, n) for n in self._weight_names if n in self._frozen_names]
         for child in self._sublayers():
             own.extend(child.weights)
         return own
@@ -408,15 +413,19 @@ def _call_symbolic(layer, args, kwargs):
     dtypes = getattr(layer, "_traced_dtypes", None) or "float32"
     layer._traced_dtypes = None
     index = len(layer._inbound_nodes)
-    if not is_shape(out_shapes):
-        out_shapes = _flat_shapes(out_shapes)
-    if is_shape(out_shapes):
-        dtype = dtypes if isinstance(dtypes, str) else flatten(dtypes)[0]
-        outputs = KerasTensor(out_shapes, dtype, name=layer.name, history=(layer, index, 0))
-    else:
-        flat_dtypes = [dtypes] * len(out_shapes) if isinstance(dtypes, str) else flatten(dtypes)
-        outputs = [KerasTensor(s, d, name=f"{layer.name}_{i}" if i else layer.name, history=(layer, index, i))
-                   for i, (s, d) in enumerate(zip(out_shapes, flat_dtypes))]
+    flat_dtypes = iter([dtypes] * len(_flat_shapes(out_shapes)) if isinstance(dtypes, str) else flatten(dtypes))
+    counter = iter(range(1 << 30))
+
+    def symbolic(shape):  # nested lists of shapes (a stacked cell's states) keep their nesting, as in Keras
+        if is_shape(shape):
+            i = next(counter)
+            return KerasTensor(shape, next(flat_dtypes, "float32"), name=f"{layer.name}_{i}" if i else layer.name,
+                               history=(layer, index, i))
+        if isinstance(shape, dict):
+            return {k: symbolic(shape[k]) for k in sorted(shape)}
+        return [symbolic(s) for s in shape]
+
+    outputs = symbolic(out_shapes)
     layer._inbound_nodes.append(Node(layer, args, kwargs, outputs))
     return outputs
 
