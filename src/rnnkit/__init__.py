@@ -5,7 +5,7 @@
     model = rnnkit.Sequential([Embedding(10000, 32), SimpleRNN(32)])
     model.summary()
 """
-__version__ = "0.1.0"
+from ._version import __version__
 
 from . import callbacks, config, datasets, layers, losses, metrics, models, optimizers, saving, text, utils
 from . import backend, constraints, data, initializers, ops, preprocessing, random, regularizers

@@ -20,6 +20,8 @@ import importlib
 import shlex
 import sys
 
+from ._version import __version__
+
 # subcommand name -> module exposing add_arguments(subparsers) and main(args)
 COMMANDS = {
     "forecast": "rnnkit.apps.forecast",
@@ -37,8 +39,6 @@ def _load(name):
 
 def build_parser(commands=None):
     """The top-level parser; ``commands`` limits which application modules are imported."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(prog="rnnkit", description="Keras-exact RNNs on PyTorch: applications.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")

@@ -18,8 +18,10 @@ _CUSTOM = {}
 
 
 def register_built_in(cls):
-    """Called for rnnkit's own classes (by ``Layer.__init_subclass__``); user classes are not."""
-    _BUILT_IN.setdefault(cls.__name__, cls)
+    """Called for rnnkit's own classes (by ``Layer.__init_subclass__``); user classes are not, nor
+    private bases (``_Merge``...)."""
+    if not cls.__name__.startswith("_"):
+        _BUILT_IN.setdefault(cls.__name__, cls)
     return cls
 
 

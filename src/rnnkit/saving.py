@@ -21,6 +21,7 @@ from safetensors.torch import save as save_safetensors
 
 from . import keras_files, registry
 from ._io import ModelFileError, atomic_write_bytes
+from ._version import __version__
 from .registry import register_keras_serializable  # noqa: F401  (Keras's path: rnnkit.saving.register_...)
 
 FORMAT = "rnnkit-model"
@@ -55,8 +56,6 @@ def save_model(model, filepath, include_optimizer=True):
 def _save_rnnkit(model, filepath, include_optimizer=True):
     if not model.built:
         raise ValueError("Cannot save a model that is not built yet: build it or train it first.")
-    from . import __version__
-
     config = {**registry.serialize(model), "compile_config": model.get_compile_config(),
               "build_config": _build_config(model), "metadata": model.metadata}
     buffer = io.BytesIO()

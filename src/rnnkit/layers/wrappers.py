@@ -235,13 +235,10 @@ class TimeDistributed(Layer):
         return (input_shape[0], input_shape[1]) + tuple(inner[1:])
 
     def get_config(self):
-        return {**super().get_config(),
-                "layer": {"class_name": type(self.layer).__name__, "config": self.layer.get_config()}}
+        return {**super().get_config(), "layer": registry.serialize(self.layer)}
 
     @classmethod
-    def from_config(cls, config):
-        from . import deserialize
-
+    def from_config(cls, config, custom_objects=None):
         config = dict(config)
-        layer = deserialize(config.pop("layer"))
+        layer = registry.deserialize(config.pop("layer"), custom_objects)
         return cls(layer, **config)
