@@ -10,9 +10,9 @@ import h5py  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-keras = pytest.importorskip("keras")
-if keras.backend.backend() != "torch":
-    pytest.skip("keras was imported with another backend", allow_module_level=True)
+from keras_or_skip import import_keras  # noqa: E402
+
+keras = import_keras()
 
 import rnnkit  # noqa: E402
 from rnnkit.saving import ModelFileError  # noqa: E402

@@ -31,12 +31,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-keras = pytest.importorskip("keras")
-if not keras.__version__.startswith("3."):
-    pytest.skip(f"needs Keras 3, found {keras.__version__}", allow_module_level=True)
-if keras.backend.backend() != "torch":
-    pytest.skip(f"keras was already imported with the {keras.backend.backend()} backend",
-                allow_module_level=True)
+from keras_or_skip import import_keras  # noqa: E402
+
+keras = import_keras()
 
 from keras_programs import PROGRAMS, load  # noqa: E402
 

@@ -12,12 +12,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-keras = pytest.importorskip("keras")
-if not keras.__version__.startswith("3."):
-    pytest.skip(f"needs Keras 3, found {keras.__version__}", allow_module_level=True)
-if keras.backend.backend() != "torch":
-    pytest.skip(f"keras was already imported with the {keras.backend.backend()} backend",
-                allow_module_level=True)
+from keras_or_skip import import_keras  # noqa: E402
+
+keras = import_keras()
 
 from keras.src.backend import get_keras_mask, set_keras_mask  # noqa: E402
 

@@ -10,7 +10,6 @@ Names: ``max_norm``, ``non_neg``, ``unit_norm``, ``min_max_norm`` (and the class
 import torch
 
 from . import registry
-from ._naming import suggest
 from .backend import epsilon
 
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "deserialize", "get", "serialize"]
@@ -118,31 +117,12 @@ _BY_NAME.update({"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": UnitNorm, 
 
 def serialize(constraint):
     """``{"class_name": ..., "config": ...}`` for a :class:`Constraint` (None stays None)."""
-    if constraint is None:
-        return None
-    return {"class_name": registry.get_registered_name(type(constraint)), "config": constraint.get_config()}
+    return registry.serialize_object(constraint)
 
 
 def deserialize(config, custom_objects=None):
     """The constraint described by ``serialize``'s output (or a name)."""
-    if isinstance(config, str):
-        config = {"class_name": config, "config": {}}
-    name = config["class_name"]
-    if custom_objects and name in custom_objects:
-        cls = custom_objects[name]
-    elif name in _BY_NAME:
-        cls = _BY_NAME[name]
-    else:
-        try:
-            cls = registry.lookup(name, custom_objects, what="constraint")
-        except ValueError:
-            cls = None
-        if cls is None or isinstance(cls, type) and not issubclass(cls, Constraint):
-            raise ValueError(f"Unknown constraint '{name}'.{suggest(str(name), _BY_NAME)} Known: "
-                             f"{', '.join(sorted(_BY_NAME))}.")
-        if not isinstance(cls, type):  # a registered function
-            return cls
-    return cls.from_config(dict(config.get("config") or {}))
+    return registry.deserialize_object(config, _BY_NAME, Constraint, "constraint", custom_objects)
 
 
 def get(identifier):
@@ -150,12 +130,4 @@ def get(identifier):
 
         get("max_norm")                # MaxNorm(max_value=2, axis=0)
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}")
+    return registry.get_object(identifier, deserialize, "constraint")

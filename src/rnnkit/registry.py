@@ -75,3 +75,48 @@ def deserialize(spec, custom_objects=None):
     if "custom_objects" in inspect.signature(cls.from_config).parameters:
         return cls.from_config(config, custom_objects=custom_objects)
     return cls.from_config(config)
+
+
+# ----- small objects with a name table: regularizers, constraints ---------------------------------
+def serialize_object(obj):
+    """``{"class_name": ..., "config": ...}`` for an object with ``get_config`` (None stays None)."""
+    if obj is None:
+        return None
+    return {"class_name": get_registered_name(type(obj)), "config": obj.get_config()}
+
+
+def deserialize_object(config, by_name, base, what, custom_objects=None):
+    """The object ``serialize_object`` described (or a bare name): looked up in ``custom_objects``,
+    then ``by_name`` (the module's names and aliases), then the registry (a registered class
+    must subclass ``base``; a registered function is returned as it is)."""
+    if isinstance(config, str):
+        config = {"class_name": config, "config": {}}
+    name = config["class_name"]
+    if custom_objects and name in custom_objects:
+        cls = custom_objects[name]
+    elif name in by_name:
+        cls = by_name[name]
+    else:
+        try:
+            cls = lookup(name, custom_objects, what=what)
+        except ValueError:
+            cls = None
+        if cls is None or isinstance(cls, type) and not issubclass(cls, base):
+            raise ValueError(f"Unknown {what} '{name}'.{suggest(str(name), by_name)} Known: "
+                             f"{', '.join(sorted(by_name))}.")
+        if not isinstance(cls, type):
+            return cls
+    return cls.from_config(dict(config.get("config") or {}))
+
+
+def get_object(identifier, deserialize_fn, what):
+    """An object from a name, a config dict, a class, an instance or a function (None stays None)."""
+    if identifier is None:
+        return None
+    if isinstance(identifier, (str, dict)):
+        return deserialize_fn(identifier)
+    if isinstance(identifier, type):
+        return identifier()
+    if callable(identifier):
+        return identifier
+    raise ValueError(f"Could not interpret {what} identifier: {identifier!r}")

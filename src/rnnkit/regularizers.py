@@ -12,7 +12,6 @@ import math
 import torch
 
 from . import registry
-from ._naming import suggest
 
 __all__ = ["L1", "L1L2", "L2", "Regularizer", "deserialize", "get", "serialize"]
 
@@ -108,31 +107,12 @@ _BY_NAME = {"L1": L1, "L2": L2, "L1L2": L1L2, "l1": L1, "l2": L2, "l1_l2": L1L2,
 
 def serialize(regularizer):
     """``{"class_name": ..., "config": ...}`` for a :class:`Regularizer` (None stays None)."""
-    if regularizer is None:
-        return None
-    return {"class_name": registry.get_registered_name(type(regularizer)), "config": regularizer.get_config()}
+    return registry.serialize_object(regularizer)
 
 
 def deserialize(config, custom_objects=None):
     """The regularizer described by ``serialize``'s output (or a name)."""
-    if isinstance(config, str):
-        config = {"class_name": config, "config": {}}
-    name = config["class_name"]
-    if custom_objects and name in custom_objects:
-        cls = custom_objects[name]
-    elif name in _BY_NAME:
-        cls = _BY_NAME[name]
-    else:
-        try:
-            cls = registry.lookup(name, custom_objects, what="regularizer")
-        except ValueError:
-            cls = None
-        if cls is None or isinstance(cls, type) and not issubclass(cls, Regularizer):
-            raise ValueError(f"Unknown regularizer '{name}'.{suggest(str(name), _BY_NAME)} Known: "
-                             f"{', '.join(sorted(_BY_NAME))}.")
-        if not isinstance(cls, type):  # a registered function
-            return cls
-    return cls.from_config(dict(config.get("config") or {}))
+    return registry.deserialize_object(config, _BY_NAME, Regularizer, "regularizer", custom_objects)
 
 
 def get(identifier):
@@ -140,12 +120,4 @@ def get(identifier):
 
         get("l2")                     # L2(l2=0.01)
     """
-    if identifier is None:
-        return None
-    if isinstance(identifier, (str, dict)):
-        return deserialize(identifier)
-    if isinstance(identifier, type):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+    return registry.get_object(identifier, deserialize, "regularizer")

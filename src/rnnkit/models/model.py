@@ -17,7 +17,7 @@ from torch import nn
 
 from .. import callbacks as callbacks_module
 from .. import config, losses, metrics as metrics_module, optimizers
-from .. import data_adapter, registry, saving
+from .. import data_adapter, saving
 from .._naming import suggest
 from ..layers.layer import Layer
 from ..layers.graph_io import graph_config, graph_from_config
