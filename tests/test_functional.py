@@ -223,3 +223,25 @@ def test_a_model_that_takes_raw_strings_trains_predicts_and_round_trips(tmp_path
     numeric = rnnkit.Sequential([rnnkit.Input((3,)), layers.Dense(1)])
     with pytest.raises(ValueError, match="got text for input"):
         numeric.predict(texts[:3], verbose=0)
+
+
+def test_fit_on_a_dataset_a_mapped_dataset_and_arrays_gives_the_same_weights():
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(40, 6, 3)).astype("float32")
+    y = rng.normal(size=(40, 1)).astype("float32")
+    sources = {
+        "arrays": lambda: dict(x=x, y=y, batch_size=8),
+        "dataset": lambda: dict(x=rnnkit.data.Dataset.from_tensor_slices((x, y)).batch(8)),
+        "mapped": lambda: dict(x=rnnkit.data.Dataset.from_tensor_slices((x * 2, y)).map(
+            lambda a, b: (a / 2, b)).batch(8)),
+    }
+    weights = {}
+    for name, make in sources.items():
+        rnnkit.utils.set_random_seed(0)
+        model = rnnkit.Sequential([rnnkit.Input((6, 3)), layers.GRU(4), layers.Dense(1)])
+        model.compile(optimizer=rnnkit.optimizers.SGD(0.1), loss="mse")
+        model.fit(**make(), epochs=2, shuffle=False, verbose=0)
+        weights[name] = model.get_weights()
+    for name in ("dataset", "mapped"):
+        for a, b in zip(weights[name], weights["arrays"]):
+            np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)

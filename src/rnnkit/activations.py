@@ -1,8 +1,8 @@
 """Activation functions by Keras name, also callable as in Keras: ``rnnkit.activations.tanh(x)``."""
-import difflib
-
 import torch
 import torch.nn.functional as F
+
+from ._naming import suggest
 
 
 def linear(x):
@@ -53,8 +53,5 @@ def get(identifier):
         return getattr(identifier, "__name__", "custom"), identifier
     if isinstance(identifier, str) and identifier in _ACTIVATIONS:
         return identifier, _ACTIVATIONS[identifier]
-    close = difflib.get_close_matches(str(identifier), _ACTIVATIONS, n=1)
-    hint = f" Did you mean '{close[0]}'?" if close else ""
-    raise ValueError(
-        f"Unknown activation '{identifier}'.{hint} Known: {', '.join(sorted(_ACTIVATIONS))}."
-    )
+    raise ValueError(f"Unknown activation '{identifier}'.{suggest(identifier, _ACTIVATIONS)} "
+                     f"Known: {', '.join(sorted(_ACTIVATIONS))}.")

@@ -8,10 +8,10 @@ i.e. over all samples and time steps. Probabilities are clipped to
 ``from_logits=True`` uses torch's numerically stable kernels.
 """
 
-import difflib
-
 import torch
 import torch.nn.functional as F
+
+from ._naming import unknown_name_error
 
 EPSILON = 1e-7
 """Keras's ``backend.epsilon()``: the probability clipping bound."""
@@ -19,13 +19,6 @@ EPSILON = 1e-7
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 
 
-def _did_you_mean(kind, name, choices):
-    """Build the ValueError for an unknown ``name`` with a close-match hint."""
-    close = difflib.get_close_matches(str(name), sorted(choices), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(
-        f"Unknown {kind}: {name!r}.{hint} Known {kind}s: {', '.join(sorted(choices))}."
-    )
 
 
 def _as_tensor(x, like=None, dtype=None):
@@ -417,7 +410,7 @@ def deserialize(config, custom_objects=None):
             return LossFunctionWrapper(custom_objects[fn_name], **rest)
         return LossFunctionWrapper.from_config(inner)
     if class_name not in _NAMES:
-        raise _did_you_mean("loss", class_name, _NAMES)
+        raise unknown_name_error("loss", class_name, _NAMES)
     return _NAMES[class_name].from_config(inner)
 
 
@@ -431,7 +424,7 @@ def get(identifier):
         return identifier
     if isinstance(identifier, str):
         if identifier not in _NAMES:
-            raise _did_you_mean("loss", identifier, _NAMES)
+            raise unknown_name_error("loss", identifier, _NAMES)
         return _NAMES[identifier]()
     if isinstance(identifier, dict):
         return deserialize(identifier)

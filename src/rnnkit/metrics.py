@@ -10,7 +10,8 @@ the input's device; only ``result()`` synchronises.
 import torch
 
 from . import losses as _losses
-from .losses import _as_tensor, _did_you_mean, squeeze_or_expand_to_same_rank
+from ._naming import unknown_name_error
+from .losses import _as_tensor, squeeze_or_expand_to_same_rank
 
 
 def _accumulator_dtype(device):
@@ -284,7 +285,7 @@ def deserialize(config):
     """Rebuild a metric from :func:`serialize` output."""
     class_name = config["class_name"]
     if class_name not in _CLASSES:
-        raise _did_you_mean("metric class", class_name, _CLASSES)
+        raise unknown_name_error("metric class", class_name, _CLASSES)
     return _CLASSES[class_name].from_config(config.get("config", {}))
 
 
@@ -307,7 +308,7 @@ def get(identifier, loss=None, y_true=None, y_pred=None):
             return _NAMES[identifier](name=identifier)
         if identifier in _LOSS_FUNCTION_NAMES:
             return MeanMetricWrapper(getattr(_losses, identifier), name=identifier)
-        raise _did_you_mean("metric", identifier, [*_NAMES, *_LOSS_FUNCTION_NAMES, "accuracy"])
+        raise unknown_name_error("metric", identifier, [*_NAMES, *_LOSS_FUNCTION_NAMES, "accuracy"])
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, type) and issubclass(identifier, Metric):

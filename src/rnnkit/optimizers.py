@@ -16,18 +16,13 @@ and weight decay are applied in :meth:`Optimizer.step` before the update, in
 Keras's order. ``iterations`` counts applied steps, as Keras's does.
 """
 
-import difflib
 import math
 
 import torch
 
+from ._naming import unknown_name_error
 
-def _did_you_mean(kind, name, choices):
-    close = difflib.get_close_matches(str(name).lower(), sorted(choices), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    return ValueError(
-        f"Unknown {kind}: {name!r}.{hint} Known {kind}s: {', '.join(sorted(choices))}."
-    )
+
 
 
 class _RMSpropUpdate(torch.optim.Optimizer):
@@ -471,7 +466,7 @@ def deserialize(config):
         class_name, inner = config.get("name"), config
     key = str(class_name).lower()
     if key not in _CLASSES:
-        raise _did_you_mean("optimizer", class_name, _CLASSES)
+        raise unknown_name_error("optimizer", class_name, _CLASSES)
     return _CLASSES[key].from_config(inner)
 
 
@@ -482,7 +477,7 @@ def get(identifier):
     if isinstance(identifier, str):
         key = identifier.lower()
         if key not in _CLASSES:
-            raise _did_you_mean("optimizer", identifier, _CLASSES)
+            raise unknown_name_error("optimizer", identifier, _CLASSES)
         return _CLASSES[key]()
     if isinstance(identifier, dict):
         return deserialize(identifier)

@@ -5,7 +5,6 @@ reading the texts to predict.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import math
 import sys
@@ -15,15 +14,14 @@ from pathlib import Path
 import numpy as np
 
 from . import UsageError
+from .._naming import suggest
 
 EXIT_USAGE = 2
 CLASSIFIER_KINDS = ("simplernn", "lstm", "gru", "bilstm")
 
 
 # ----- arguments --------------------------------------------------------------------------------
-def did_you_mean(word, choices):
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.5)
-    return f" Did you mean '{close[0]}'?" if close else ""
+did_you_mean = suggest  # the package's one "did you mean" rule (rnnkit._naming)
 
 
 def resolve_models(value, kinds=CLASSIFIER_KINDS):

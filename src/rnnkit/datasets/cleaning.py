@@ -8,11 +8,12 @@ model is never silently trained on edited data.
 
 from __future__ import annotations
 
-import difflib
 import re
 
 import numpy as np
 import pandas as pd
+
+from .._naming import closest
 
 __all__ = ["DataError", "PLAUSIBLE_RANGES", "clean_timeseries", "validate_frame"]
 
@@ -55,17 +56,6 @@ CALENDAR_COLUMNS = ("year", "month", "day", "hour", "minute", "second")
 _MAD_TO_STD = 1.4826
 
 
-def _did_you_mean(name, columns):
-    """Closest existing column name, case-insensitive match first, or None."""
-    columns = [str(c) for c in columns]
-    lowered = {c.lower(): c for c in columns}
-    match = lowered.get(str(name).lower())
-    if match is None:
-        close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.6)
-        match = close[0] if close else None
-    return match
-
-
 def _list_columns(columns, limit=12):
     names = [f"'{c}'" for c in columns]
     if len(names) > limit:
@@ -74,7 +64,7 @@ def _list_columns(columns, limit=12):
 
 
 def _missing_column(kind, name, columns, where):
-    match = _did_you_mean(name, columns)
+    match = closest(name, columns)
     hint = f"; did you mean '{match}'?" if match else "."
     return DataError(f"{kind} column '{name}' not found in {where}{hint} "
                      f"Available columns: {_list_columns(columns)}.")

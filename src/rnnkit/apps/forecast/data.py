@@ -14,7 +14,6 @@ units so that it applies to any regular series:
 from __future__ import annotations
 
 import contextlib
-import difflib
 import math
 import re
 import warnings
@@ -23,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from ..._naming import closest
 
 from ...datasets import DataError, clean_timeseries, jena_climate, nyc_weather, validate_frame
 from ...utils import timeseries_dataset_from_array
@@ -228,29 +229,9 @@ def load_source(data=None, target=None, time_column=None, features=None):
 
 
 # ----- checking and cleaning -----------------------------------------------------------------
-def _edit_distance(a, b):
-    """Optimal string alignment distance (a swap of two neighbours counts as one edit)."""
-    a, b = a.lower(), b.lower()
-    d = [[i + j if i * j == 0 else 0 for j in range(len(b) + 1)] for i in range(len(a) + 1)]
-    for i in range(1, len(a) + 1):
-        for j in range(1, len(b) + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] != b[j - 1]))
-            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
-                d[i][j] = min(d[i][j], d[i - 2][j - 2] + 1)
-    return d[len(a)][len(b)]
-
-
 def suggest_column(name, columns):
     """The column ``name`` was most likely meant to be (typos, case, swapped letters), or None."""
-    columns = [str(c) for c in columns]
-    for column in columns:
-        if column.lower() == str(name).lower():
-            return column
-    scored = sorted((_edit_distance(str(name), c), i, c) for i, c in enumerate(columns))
-    if scored and scored[0][0] <= max(1, len(str(name)) // 3):
-        return scored[0][2]
-    close = difflib.get_close_matches(str(name), columns, n=1, cutoff=0.6)
-    return close[0] if close else None
+    return closest(name, columns)
 
 
 def check_columns(frame, raw):

@@ -3,9 +3,9 @@
 Every model maps a window ``(sequence_length, features)`` of normalised inputs to one
 normalised target value.
 """
-import difflib
 
 from ... import Input, Sequential
+from ..._naming import closest
 from ...layers import (GRU, LSTM, Bidirectional, Conv1D, Dense, Dropout, Flatten, MaxPooling1D,
                        SimpleRNN)
 from .. import UsageError
@@ -81,8 +81,8 @@ def resolve_names(values):
                 names.extend(MODELS)
                 continue
             if name not in MODELS:
-                close = difflib.get_close_matches(name, list(MODELS) + ["all"], n=1, cutoff=0.5)
-                hint = f"; did you mean '{close[0]}'?" if close else "."
+                match = closest(name, list(MODELS) + ["all"])
+                hint = f"; did you mean '{match}'?" if match else "."
                 raise UsageError(f"Unknown model '{name}'{hint} Choose from: {', '.join(MODELS)}, all.")
             names.append(name)
     return list(dict.fromkeys(names))
