@@ -28,6 +28,7 @@ COMMANDS = {
     "sentiment": "rnnkit.apps.sentiment",
     "classify": "rnnkit.apps.classify",
     "generate": "rnnkit.apps.generate",
+    "compare": "rnnkit.apps.compare",
 }
 
 EXIT_USAGE = 2

@@ -3,6 +3,7 @@
 from ._cache import ChecksumError, DownloadError, cache_dir
 from .cleaning import DataError, clean_timeseries, validate_frame
 from .jena import jena_climate
+from .stocks import read_price_file, sp500_prices
 from .text_corpora import bbc_news, rotten_tomatoes, shakespeare, text_file_corpus
 from .weather import nyc_weather
 
