@@ -28,6 +28,7 @@ COMMANDS = {
     "sentiment": "rnnkit.apps.sentiment",
     "classify": "rnnkit.apps.classify",
     "generate": "rnnkit.apps.generate",
+    "seq2seq": "rnnkit.apps.seq2seq",
     "compare": "rnnkit.apps.compare",
 }
 

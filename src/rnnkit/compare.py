@@ -53,10 +53,12 @@ SIMILARITIES = ("cosine", "manhattan")
 @register_keras_serializable(package="rnnkit.compare")
 def center_over_time(x):
     """(batch, steps, channels) -> (batch, steps * channels): each channel minus its mean over
-    the steps, flattened. Followed by a cosine (``Dot(normalize=True)``), two such codes score the
-    Pearson correlation of the encoder's output series, for any number of steps."""
+    the steps, flattened, scaled to unit length. Followed by a cosine (``Dot(normalize=True)``),
+    two such codes score the Pearson correlation of the encoder's output series, for any number
+    of steps; the dot product of concatenated unit codes averages their cosines (ensembles)."""
     x = x - x.mean(dim=1, keepdim=True)
-    return x.reshape(x.shape[0], -1)
+    x = x.reshape(x.shape[0], -1)
+    return x / torch.linalg.vector_norm(x, dim=1, keepdim=True).clamp_min(1e-12)
 
 
 @register_keras_serializable(package="rnnkit.compare")
@@ -267,14 +269,15 @@ def retrieval_metrics(scores, relevant, exclude=None, ks=(1, 10)):
     """MAP, MRR and recall@k over queries. ``scores``, ``relevant`` (and ``exclude``): (queries,
     items) arrays, e.g. ``similarity_matrix(query_codes, corpus_codes)`` and a boolean matrix of
     which corpus item answers which query. Returns a dict with ``map``, ``mrr``,
-    ``recall@k`` for each k, ``queries`` (counted) and ``queries_without_relevant``."""
+    ``recall@k`` (share of the query's relevant items in its top k) and ``precision@k`` (share
+    of the top k that is relevant) for each k, ``average_precisions`` (per counted query), ``queries`` (counted) and ``queries_without_relevant``."""
     scores = np.atleast_2d(np.asarray(scores, dtype=np.float64))
     relevant = np.atleast_2d(np.asarray(relevant, dtype=bool))
     if scores.shape != relevant.shape:
         raise ValueError(f"scores {scores.shape} and relevant {relevant.shape} differ in shape.")
     if exclude is not None:
         exclude = np.broadcast_to(np.asarray(exclude, dtype=bool), scores.shape)
-    aps, rrs, recalls = [], [], {k: [] for k in ks}
+    aps, rrs, recalls, precisions = [], [], {k: [] for k in ks}, {k: [] for k in ks}
     skipped = 0
     for i in range(scores.shape[0]):
         ex = None if exclude is None else exclude[i]
@@ -287,10 +290,12 @@ def retrieval_metrics(scores, relevant, exclude=None, ks=(1, 10)):
         rrs.append(1.0 / ranks[0])
         for k in ks:
             recalls[k].append(float(hits[:k].sum() / len(ranks)))
+            precisions[k].append(float(hits[:k].sum() / k))
     out = {"map": float(np.mean(aps)) if aps else float("nan"),
            "mrr": float(np.mean(rrs)) if rrs else float("nan")}
     for k in ks:
         out[f"recall@{k}"] = float(np.mean(recalls[k])) if recalls[k] else float("nan")
+        out[f"precision@{k}"] = float(np.mean(precisions[k])) if precisions[k] else float("nan")
     out["queries"] = len(aps)
     out["queries_without_relevant"] = skipped
     out["average_precisions"] = aps

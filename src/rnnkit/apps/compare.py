@@ -82,6 +82,8 @@ def add_arguments(subparsers):
     stocks.add_argument("--steps", type=common.positive_int, default=40, help="batches per epoch (default 40)")
     stocks.add_argument("--windows", type=common.positive_int, default=16,
                         help="training windows per batch, each with every ticker (default 16)")
+    stocks.add_argument("--ensemble", type=common.positive_int, default=1,
+                        help="encoders trained with seeds seed, seed+1, ...; their cosines averaged (default 1)")
     stocks.add_argument("--units", type=common.positive_int, default=32, help="GRU units per direction (default 32)")
     stocks.add_argument("--channels", type=common.positive_int, default=4,
                         help="code channels per day (default 4)")
@@ -166,17 +168,30 @@ def split_periods(dates, train_end, test_start, test_end=None):
 
 
 # ----- the encoder ----------------------------------------------------------------------------
-def build_encoder(units=32, channels=4):
-    """(batch, days, 2) -> (batch, days * channels): see the module docstring."""
+def build_encoder(units=32, channels=4, name="encoder"):
+    """(batch, days, 2) -> (batch, days * channels), a unit vector: see the module docstring."""
     import rnnkit
     from rnnkit import layers
     from rnnkit.compare import center_over_time
 
     series = rnnkit.Input(shape=(None, 2), name="series")
-    h = layers.Bidirectional(layers.GRU(units, return_sequences=True), name="bigru")(series)
-    h = layers.Concatenate(name="with_input")([series, h])
-    h = layers.Dense(channels, name="daily_code")(h)
-    code = layers.Lambda(center_over_time, name="center_over_time")(h)
+    h = layers.Bidirectional(layers.GRU(units, return_sequences=True), name=f"{name}_bigru")(series)
+    h = layers.Concatenate(name=f"{name}_with_input")([series, h])
+    h = layers.Dense(channels, name=f"{name}_daily_code")(h)
+    code = layers.Lambda(center_over_time, name=f"{name}_center_over_time")(h)
+    return rnnkit.Model(series, code, name=name)
+
+
+def ensemble_encoder(members):
+    """One encoder from several: their unit codes concatenated, so the cosine of two ensemble
+    codes is the mean of the members' cosines."""
+    import rnnkit
+    from rnnkit import layers
+
+    if len(members) == 1:
+        return members[0]
+    series = rnnkit.Input(shape=(None, 2), name="series")
+    code = layers.Concatenate(name="members")([m(series) for m in members])
     return rnnkit.Model(series, code, name="encoder")
 
 
@@ -210,16 +225,25 @@ def residual_scores(r, index):
     return np.corrcoef((r - x @ coef).T)
 
 
-def dtw_scores(r, _index=None):
-    from dtaidistance import dtw
+DTW_WINDOWS = (None, 2, 5, 10)  # Sakoe-Chiba half-widths tried on the validation quarters
+
+
+def dtw_scores(r, _index=None, window=None):
+    """-DTW distance between z-normalised cumulative log returns (dtaidistance's C code);
+    ``window``: Sakoe-Chiba band in days (None: unconstrained)."""
+    try:
+        from dtaidistance import dtw
+    except ImportError:
+        raise UsageError("the DTW baseline needs dtaidistance (pip install dtaidistance==2.5.1); "
+                         "or pass --no-dtw.") from None
 
     c = np.cumsum(np.asarray(r, dtype=np.float64), axis=0)
     z = (c - c.mean(axis=0)) / np.maximum(c.std(axis=0), 1e-12)
     series = np.ascontiguousarray(z.T)
     if dtw.try_import_c():
-        d = dtw.distance_matrix_fast(series, compact=False)
+        d = dtw.distance_matrix_fast(series, compact=False, window=window)
     else:
-        d = dtw.distance_matrix(series, compact=False, use_c=False)
+        d = dtw.distance_matrix(series, compact=False, use_c=False, window=window)
     d = np.asarray(d, dtype=np.float64)
     d = np.where(np.isfinite(d), d, 0.0)
     d = np.maximum(d, d.T)
@@ -250,11 +274,11 @@ def evaluate(score_fn, windows, returns, index, tickers, sectors):
         aps.extend(m["average_precisions"])
         rows.append(m)
         all_scores.append(s)
-    total = {"map": float(np.mean(aps)),
-             "mrr": float(np.mean([r["mrr"] * r["queries"] for r in rows]) / np.mean([r["queries"] for r in rows])),
-             "recall@1": float(sum(r["recall@1"] * r["queries"] for r in rows) / sum(r["queries"] for r in rows)),
-             "recall@3": float(sum(r["recall@3"] * r["queries"] for r in rows) / sum(r["queries"] for r in rows)),
-             "queries": int(len(aps)), "windows": len(windows), "map_per_window": per_window}
+    count = sum(r["queries"] for r in rows)
+    total = {"map": float(np.mean(aps))}
+    for key in ("mrr", "precision@1", "recall@3"):
+        total[key] = float(sum(r[key] * r["queries"] for r in rows) / count)
+    total.update({"queries": int(len(aps)), "windows": len(windows), "map_per_window": per_window})
     return total, scores_out
 
 
@@ -352,8 +376,6 @@ def _train(args):
 
     from ..compare import siamese
 
-    if getattr(args, "stocks_action", None) is None and getattr(args, "kind", None) != "stocks":
-        raise UsageError("choose what to compare: `rnnkit compare stocks`.")
     threads = common.apply_threads(args)
     started = time.perf_counter()
     out = common.prepare_out_dir(args.out)
@@ -391,33 +413,52 @@ def _train(args):
     timing = {}
     score_mats = {}
     baselines = [("pearson", pearson_scores), ("pearson-residual", residual_scores)]
+    dtw_choice = None
     if not args.no_dtw:
         baselines.append(("dtw", dtw_scores))
+        t0 = time.perf_counter()
+        tried = {str(w): evaluate(lambda rw, iw, w=w: dtw_scores(rw, iw, w), periods["validation"], r, ix, tickers,
+                                  sectors)[0]["map"] for w in DTW_WINDOWS}
+        best_window = max(DTW_WINDOWS, key=lambda w: tried[str(w)])
+        dtw_choice = {"validation_map_by_window": tried, "chosen_window_days": best_window,
+                      "seconds": round(time.perf_counter() - t0, 2)}
+        baselines.append(("dtw-window", lambda rw, iw: dtw_scores(rw, iw, best_window)))
     for name, fn in baselines:
         t0 = time.perf_counter()
         results[name], score_mats[name] = evaluate(fn, periods["test"], r, ix, tickers, sectors)
         timing[name] = round(time.perf_counter() - t0, 2)
 
-    rnnkit.utils.set_random_seed(args.seed)
-    encoder = build_encoder(args.units, args.channels)
-
-    def learned(rw, mw, _enc=encoder):
+    def learned_with(enc):
         from ..compare import similarity_matrix
 
-        return similarity_matrix(encode(_enc, rw, mw), kind="cosine")
+        return lambda rw, mw: similarity_matrix(encode(enc, rw, mw), kind="cosine")
 
     def validate(enc):
-        total, _ = evaluate(lambda rw, mw: learned(rw, mw, enc), periods["validation"], r, mk, tickers, sectors)
-        return total["map"]
+        return evaluate(learned_with(enc), periods["validation"], r, mk, tickers, sectors)[0]["map"]
 
     t0 = time.perf_counter()
-    history, best_val = train_encoder(encoder, r, mk, periods["fit"], sector_ids, validate, epochs=args.epochs,
-                                      steps=args.steps, windows=args.windows, temperature=args.temperature,
-                                      learning_rate=args.learning_rate, seed=args.seed)
+    members, history, member_val = [], [], []
+    for k in range(args.ensemble):
+        rnnkit.utils.set_random_seed(args.seed + k)
+        member = build_encoder(args.units, args.channels, name="encoder" if args.ensemble == 1 else f"member{k + 1}")
+        if args.ensemble > 1:
+            print(f"member {k + 1} of {args.ensemble} (seed {args.seed + k})")
+        h, best_val = train_encoder(member, r, mk, periods["fit"], sector_ids, validate, epochs=args.epochs,
+                                    steps=args.steps, windows=args.windows, temperature=args.temperature,
+                                    learning_rate=args.learning_rate, seed=args.seed + k)
+        members.append(member)
+        history.append(h)
+        member_val.append(round(best_val, 5))
+    encoder = ensemble_encoder(members)
+    encoder.eval()
     timing["siamese-gru (training)"] = round(time.perf_counter() - t0, 1)
     t0 = time.perf_counter()
-    results["siamese-gru"], score_mats["siamese-gru"] = evaluate(learned, periods["test"], r, mk, tickers, sectors)
-    results["siamese-gru"]["validation_map"] = round(best_val, 5)
+    results["siamese-gru"], score_mats["siamese-gru"] = evaluate(learned_with(encoder), periods["test"], r, mk,
+                                                                 tickers, sectors)
+    results["siamese-gru"]["validation_map"] = round(validate(encoder), 5)
+    results["siamese-gru"]["validation_map_per_member"] = member_val
+    if dtw_choice is not None:
+        results["dtw-window"]["window_choice"] = dtw_choice
     timing["siamese-gru"] = round(time.perf_counter() - t0, 2)
 
     model = siamese(encoder, (None, 2), similarity="cosine", name="siamese_stocks")
@@ -436,11 +477,11 @@ def _train(args):
     rows = []
     for name in names:
         m = results[name]
-        rows.append([name, f"{m['map']:.4f}", f"{m['mrr']:.4f}" if "mrr" in m else "-",
-                     f"{m['recall@1']:.4f}" if "recall@1" in m else "-",
-                     f"{m['recall@3']:.4f}" if "recall@3" in m else "-", str(m["queries"])])
+        rows.append([name, f"{m['map']:.4f}"] + [f"{m[key]:.4f}" if key in m else "-"
+                                                 for key in ("mrr", "precision@1", "recall@3")]
+                    + [str(m["queries"])])
     print()
-    print(common.format_table(["method", "MAP", "MRR", "R@1", "R@3", "queries"], rows))
+    print(common.format_table(["method", "MAP", "MRR", "P@1", "R@3", "queries"], rows))
     ref = results["pearson-residual"]["map"]
     gap = results["siamese-gru"]["map"] - ref
     wins = sum(results["siamese-gru"]["map_per_window"][q] > results["pearson-residual"]["map_per_window"][q]
@@ -457,7 +498,7 @@ def _train(args):
                            "relevant": "same sector; the query itself excluded; tickers alone in their "
                                        "sector are not queried"},
               "methods": results, "verdict": verdict, "history": history,
-              "settings": {k: getattr(args, k) for k in ("epochs", "steps", "windows", "units", "channels",
+              "settings": {k: getattr(args, k) for k in ("epochs", "steps", "windows", "ensemble", "units", "channels",
                                                           "temperature", "learning_rate", "seed")},
               "threads": threads, "seconds": timing, "total_seconds": round(time.perf_counter() - started, 1),
               "plot_quarter": quarter}

@@ -262,9 +262,11 @@ class Layer(nn.Module):
             if "inputs" not in kwargs:
                 raise TypeError(f"Layer '{self.name}' was called without inputs.")
             args = (kwargs.pop("inputs"),)
-        if is_symbolic((args, kwargs)):
-            return _call_symbolic(self, args, kwargs)
-        inputs = _to_tensors(args[0])
+        inputs = args[0]
+        if type(inputs) is not torch.Tensor or len(args) > 1 or kwargs and _symbolic_kwargs(kwargs):
+            if is_symbolic(args) or is_symbolic(kwargs):
+                return _call_symbolic(self, args, kwargs)
+            inputs = _to_tensors(inputs)
         if not self.built:
             self._build_dtypes = map_structure(lambda t: _dtype_label(t.dtype), inputs)
             self._ensure_built(map_structure(lambda t: tuple(t.shape), inputs), device=_first_device(inputs))
@@ -325,6 +327,12 @@ def _top_layers(module):
     for child in module.children():
         found.extend([child] if isinstance(child, Layer) else _top_layers(child))
     return found
+
+
+def _symbolic_kwargs(kwargs):
+    """Whether a keyword argument (initial_state=, mask=...) holds a symbolic tensor; flags answer at once."""
+    return any(not isinstance(v, (bool, type(None), int, float, str, torch.Tensor)) and is_symbolic(v)
+               for v in kwargs.values())
 
 
 def _shape_arg(shape):

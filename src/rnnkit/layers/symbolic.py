@@ -89,6 +89,9 @@ class Node:
         self.input_tensors = [t for t in flatten((args, kwargs)) if isinstance(t, KerasTensor)]
         self.output_tensors = [t for t in flatten(outputs) if isinstance(t, KerasTensor)]
         self.is_input = not self.input_tensors and getattr(layer, "_is_input_layer", False)
+        # the common call, layer(x) or layer(x, constant=...) with one output, runs without tree walks
+        self._simple = (len(args) == 1 and isinstance(args[0], KerasTensor) and isinstance(outputs, KerasTensor)
+                        and not is_symbolic(kwargs))
 
     @property
     def parent_nodes(self):
@@ -96,6 +99,12 @@ class Node:
 
     def call(self, values, training=None):
         """Run the layer on real values (``values[id(KerasTensor)]``) and store its outputs there."""
+        if self._simple:
+            kwargs = self.kwargs
+            if training is not None and "training" not in kwargs and self.layer._accepts("training"):
+                kwargs = {**kwargs, "training": training}
+            values[id(self.outputs)] = self.layer(values[id(self.args[0])], **kwargs)
+            return
         args, kwargs = map_structure(lambda t: values[id(t)] if isinstance(t, KerasTensor) else t,
                                      (self.args, self.kwargs))
         if training is not None and "training" not in kwargs and self.layer._accepts("training"):
@@ -139,7 +148,14 @@ def pack_like(structure, flat):
 
 
 def is_symbolic(structure):
-    return any(isinstance(t, KerasTensor) for t in flatten(structure))
+    """Whether a (nested) argument holds a symbolic tensor; tensors and plain values answer at once."""
+    if isinstance(structure, KerasTensor):
+        return True
+    if isinstance(structure, (list, tuple)):
+        return any(is_symbolic(item) for item in structure)
+    if isinstance(structure, dict):
+        return any(is_symbolic(item) for item in structure.values())
+    return False
 
 
 def is_shape(value):
