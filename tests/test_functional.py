@@ -245,3 +245,42 @@ def test_fit_on_a_dataset_a_mapped_dataset_and_arrays_gives_the_same_weights():
     for name in ("dataset", "mapped"):
         for a, b in zip(weights[name], weights["arrays"]):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+class MinimalCell(rnnkit.layers.Layer):
+    """Keras's MinimalRNNCell: a user cell with state_size and call(inputs, states)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = self.state_size = units
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+        self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+
+    def call(self, inputs, states):
+        output = inputs @ self.kernel + states[0] @ self.recurrent_kernel
+        return output, [output]
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+def test_rnn_with_built_in_user_and_stacked_cells_round_trips_through_save(tmp_path):
+    inputs = rnnkit.Input(shape=(None, 3))
+    x = layers.RNN(layers.LSTMCell(4), return_sequences=True)(inputs)
+    x = layers.RNN(layers.StackedRNNCells([layers.GRUCell(3), MinimalCell(2)]), return_sequences=True)(x)
+    outputs = layers.Bidirectional(layers.RNN(MinimalCell(2)))(x)
+    model = rnnkit.Model(inputs, outputs)
+    x = np.random.default_rng(6).normal(size=(2, 5, 3)).astype("float32")
+    model.save(tmp_path / "cells.rnnkit")
+    loaded = rnnkit.load_model(tmp_path / "cells.rnnkit", custom_objects={"MinimalCell": MinimalCell})
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+def test_keras_module_paths_are_rnnkit_own_functions():
+    assert rnnkit.models.load_model is rnnkit.saving.load_model is rnnkit.load_model
+    assert rnnkit.models.save_model is rnnkit.saving.save_model
+    assert rnnkit.saving.register_keras_serializable is rnnkit.registry.register_keras_serializable
+    assert rnnkit.Layer is rnnkit.layers.Layer
+    assert rnnkit.utils.plot_model is rnnkit.utils.model_plot.plot_model

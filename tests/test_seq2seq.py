@@ -52,7 +52,8 @@ def _beam_of_one(encoder, decoder, src, max_length, memory):
     with torch.inference_mode():
         states, mem = s2s._encode_batch(encoder, src, memory, s2s.PAD)
         return s2s._beam(decoder, states, mem, start_id=s2s.START, end_id=s2s.END, max_length=max_length,
-                         beam_size=1, length_penalty=0.0, from_logits=True, token_input=None)
+                         beam_size=1, length_penalty=0.0, from_logits=True, token_input=None,
+                         banned=(s2s.PAD, s2s.UNK, s2s.START))
 
 
 class TableDecoder:
@@ -179,7 +180,7 @@ def test_decode_works_on_keras_lstm_seq2seq_models_with_one_hot_inputs():
     expected = program.decode_sequence(models["encoder"], models["decoder"], inputs, steps=4).argmax(-1)
     one_hot = lambda ids: torch.nn.functional.one_hot(ids, program.NUM_DECODER_TOKENS).float()  # noqa: E731
     out = s2s.decode(models["encoder"], models["decoder"], inputs, start_id=0, end_id=99, max_length=4,
-                     from_logits=False, token_input=one_hot)
+                     from_logits=False, token_input=one_hot, banned=())
     assert [list(row) for row in expected] == out
 
 

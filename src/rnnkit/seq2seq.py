@@ -322,19 +322,20 @@ def _encode_batch(encoder, sources, memory, pad_id):
     return [o.detach() for o in outs], None
 
 
-def _step(decoder, tokens, states, mem, from_logits, token_input):
-    import torch
-
+def _step(decoder, tokens, states, mem, from_logits, token_input, banned=()):
     feed = token_input(tokens) if token_input is not None else tokens
     outs = _as_list(decoder([feed, *states] + ([mem] if mem is not None else [])))
     n = len(states)
     extra = outs[1 + n:]
-    return _log_probs(outs[0], from_logits), outs[1:1 + n], (extra[0] if extra else None)
+    logp = _log_probs(outs[0], from_logits)
+    if banned:
+        logp[:, list(banned)] = -math.inf
+    return logp, outs[1:1 + n], (extra[0] if extra else None)
 
 
 def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=50, beam_size=1,
            length_penalty=1.0, memory=False, from_logits=True, batch_size=256, pad_id=PAD,
-           token_input=None, return_scores=False, return_attention=False):
+           token_input=None, banned=(PAD, UNK, START), return_scores=False, return_attention=False):
     """Decode ``sources`` (an array of source ids, or whatever ``encoder`` takes) with
     ``encoder`` and the one-step ``decoder``; returns one list of output ids per source
     (without the end id).
@@ -346,7 +347,8 @@ def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=
     scores being logits (``from_logits=True``) or probabilities of the next token; a further
     output, if any, is taken as attention weights (batch, 1, source steps).
     ``token_input`` maps the (batch, 1) id tensor to the decoder's token input (e.g. one-hot
-    for Keras's ``lstm_seq2seq`` decoder).
+    for Keras's ``lstm_seq2seq`` decoder). ``banned`` ids are never produced (by default
+    padding, unknown and start).
 
     ``beam_size=1`` is greedy decoding; larger beams keep that many hypotheses per source,
     finished ones (ended by ``end_id`` while among the best ``beam_size`` candidates) scored by
@@ -378,7 +380,7 @@ def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=
                 chunk = sources[begin:begin + batch_size]
                 states, mem = _encode_batch(encoder, chunk, memory, pad_id)
                 kwargs = dict(start_id=start_id, end_id=end_id, max_length=max_length, from_logits=from_logits,
-                              token_input=token_input)
+                              token_input=token_input, banned=tuple(int(b) for b in banned if int(b) != end_id))
                 if beam_size == 1:
                     ids, sc, att = _greedy(decoder, states, mem, return_attention=return_attention, **kwargs)
                     attention += att
@@ -409,7 +411,8 @@ def beam_search(encoder, decoder, sources, beam_size=4, **kwargs):
     return decode(encoder, decoder, sources, beam_size=beam_size, **kwargs)
 
 
-def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, token_input, return_attention):
+def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, token_input, return_attention,
+            banned=()):
     import torch
 
     batch = states[0].shape[0] if states else mem.shape[0]
@@ -420,7 +423,7 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
     lengths = torch.full((batch,), max_length, dtype=torch.long)
     weights = []
     for t in range(max_length + 1):
-        logp, states, att = _step(decoder, tokens, states, mem, from_logits, token_input)
+        logp, states, att = _step(decoder, tokens, states, mem, from_logits, token_input, banned)
         if return_attention and att is not None:
             weights.append(att.reshape(batch, -1).float())
         best = logp.argmax(dim=-1)
@@ -445,7 +448,7 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
 
 
 def _beam(decoder, states, mem, *, start_id, end_id, max_length, beam_size, length_penalty, from_logits,
-          token_input):
+          token_input, banned=()):
     import torch
 
     K = beam_size
@@ -464,7 +467,7 @@ def _beam(decoder, states, mem, *, start_id, end_id, max_length, beam_size, leng
     horizon = float(max_length + 1) ** alpha
 
     for t in range(max_length + 1):
-        logp, new_states, _ = _step(decoder, tokens, states, mem, from_logits, token_input)
+        logp, new_states, _ = _step(decoder, tokens, states, mem, from_logits, token_input, banned)
         vocab = logp.shape[-1]
         cand = (live.reshape(-1, 1) + logp).reshape(batch, K * vocab)
         if t == max_length:  # only endings are allowed now
