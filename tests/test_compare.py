@@ -297,13 +297,14 @@ def test_command_trains_on_a_price_file_and_predicts(tmp_path, capsys):
     out = tmp_path / "run"
     code = cli_main(["compare", "stocks", "--data", str(path), "--sectors", str(tmp_path / "sectors.csv"),
                      "--train-end", "2018", "--test-start", "2019", "--epochs", "1", "--steps", "2",
-                     "--windows", "2", "--units", "4", "--threads", "1", "--out", str(out)])
+                     "--windows", "2", "--units", "4", "--ensemble", "2", "--threads", "1", "--out", str(out)])
     assert code == 0
     import json
 
     report = json.loads((out / "report.json").read_text())
     assert set(report["methods"]) == {"random", "pearson", "pearson-residual", "dtw", "dtw-window", "siamese-gru"}
     assert report["methods"]["pearson"]["queries"] == 4 * 6 and report["protocol"]["test_quarters"][0] == "2019Q1"
+    assert len(report["methods"]["siamese-gru"]["test_map_per_member"]) == 2
     assert (out / "similarity.png").stat().st_size > 0
     capsys.readouterr()
     assert cli_main(["compare", "stocks", "predict", "--model-file", str(out / "model.rnnkit"),

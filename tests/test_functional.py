@@ -284,3 +284,27 @@ def test_keras_module_paths_are_rnnkit_own_functions():
     assert rnnkit.saving.register_keras_serializable is rnnkit.registry.register_keras_serializable
     assert rnnkit.Layer is rnnkit.layers.Layer
     assert rnnkit.utils.plot_model is rnnkit.utils.model_plot.plot_model
+
+
+def test_regularizers_activity_penalties_and_constraints_train_as_keras():
+    keras = pytest.importorskip("keras")
+    x = np.random.default_rng(0).normal(size=(16, 5, 3)).astype("float32")
+    y = np.ones((16, 1), "float32")
+    results = []
+    for lib in (keras, rnnkit):
+        model = lib.Sequential([
+            lib.Input((5, 3)), lib.layers.Flatten(),
+            lib.layers.Dense(4, kernel_regularizer=lib.regularizers.l2(0.1),
+                             activity_regularizer=lib.regularizers.l1(0.01),
+                             kernel_constraint=lib.constraints.max_norm(0.5)),
+            lib.layers.Dense(1)])
+        if results:
+            model.set_weights(results[0][0].get_weights())
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
+        losses = [model.evaluate(x, y, verbose=0), model.train_on_batch(x, y), model.train_on_batch(x, y)]
+        results.append((model, losses))
+    (k_model, k_losses), (r_model, r_losses) = results
+    np.testing.assert_allclose(r_losses, k_losses, rtol=1e-5)
+    for mine, theirs in zip(r_model.get_weights(), k_model.get_weights()):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
+    assert np.linalg.norm(r_model.get_weights()[0], axis=0).max() <= 0.5 + 1e-6

@@ -74,13 +74,12 @@ class TableDecoder:
 
 
 def brute_force(table, max_length, alpha):
-    """Best sequence (ids without the end) by log p / (len + 1) ** alpha over all that end."""
-    vocab = table.shape[-1]
+    """Best sequence (ids without the end) by log p / (len + 1) ** alpha over all that end
+    (padding, unknown and start are never produced)."""
+    symbols = range(s2s.END + 1, table.shape[-1])
     best, best_score = None, -math.inf
     for n in range(max_length + 1):
-        for seq in itertools.product(range(vocab), repeat=n):
-            if s2s.END in seq:
-                continue
+        for seq in itertools.product(symbols, repeat=n):
             prev, logp = s2s.START, 0.0
             for t, tok in enumerate(seq + (s2s.END,)):
                 logp += math.log(table[t, prev, tok])

@@ -354,8 +354,9 @@ def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=
     finished ones (ended by ``end_id`` while among the best ``beam_size`` candidates) scored by
     ``log p / length ** length_penalty`` (length counting the end token; 0 = no
     normalisation, 1 = mean log-probability per token). A source stops once no live
-    hypothesis can still beat its best finished one; at most ``max_length`` tokens are
-    produced (a hypothesis cut there without an end is used only when none finished).
+    hypothesis can still beat its best finished one. At most ``max_length`` tokens are
+    produced: a hypothesis still open there is closed with the end token (its probability
+    counted), in greedy decoding as in the beam.
 
     ``return_scores`` adds each output's (normalised) log-probability; ``return_attention``
     (greedy only) adds each output's attention weights (steps x source steps).
@@ -428,7 +429,7 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
             weights.append(att.reshape(batch, -1).float())
         best = logp.argmax(dim=-1)
         if t == max_length:
-            total += torch.where(done | (best != end_id), 0.0, logp.gather(1, best[:, None])[:, 0])
+            total += torch.where(done, 0.0, logp[:, end_id])  # closed with the end token
             break
         total += torch.where(done, 0.0, logp.gather(1, best[:, None])[:, 0])
         ended = ~done & (best == end_id)
@@ -477,11 +478,6 @@ def _beam(decoder, states, mem, *, start_id, end_id, max_length, beam_size, leng
             for b in torch.nonzero(~done & (top > best_score)).flatten().tolist():
                 best_score[b] = top[b]
                 best_seq[b] = history[b, beam[b]].tolist()
-            # fallback: a hypothesis cut at max_length when none ever finished
-            for b in torch.nonzero(~done & torch.isinf(best_score)).flatten().tolist():
-                k = int(live[b].argmax())
-                best_score[b] = live[b, k] / float(max(t, 1)) ** alpha
-                best_seq[b] = history[b, k].tolist()
             break
         top_scores, top_index = cand.topk(2 * K, dim=1)  # sorted, best first
         top_beam, top_token = top_index // vocab, top_index % vocab

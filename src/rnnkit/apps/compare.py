@@ -13,15 +13,16 @@ on 1990-2009 and its epoch chosen by the MAP of 2010-2014's quarters); the test 
 quarter of 2015-2022 (32 quarters): for each ticker with another ticker of its sector (all but
 GE), the other 19 are ranked by a similarity computed on that quarter's returns alone; an item
 is relevant when it shares the query's sector; the score is the mean average precision over the
-608 queries (also MRR and recall@1/3). Methods, all on exactly these windows:
+608 queries (also MRR, precision@1 and recall@3). Methods, all on exactly these windows:
 
-- random: the exact expected MAP of a random ranking (no sampling);
+- random: the exact expected MAP of a uniformly random ranking (no sampling);
 - pearson: correlation of daily log returns;
 - pearson-residual: correlation of the residuals after regressing each stock on the index
   (beta and intercept fitted on the quarter; the equal-weighted mean of the tickers when the
   file has no index);
-- dtw: dynamic time warping distance (dtaidistance, C implementation, no window constraint)
-  between z-normalised cumulative log returns;
+- dtw: dynamic time warping distance (dtaidistance 2.5.1, its C implementation, no window
+  constraint) between z-normalised cumulative log returns; dtw-window: the same with a
+  Sakoe-Chiba band, its width (none, 2, 5 or 10 days) chosen on the validation quarters;
 - siamese-gru: the model. One encoder, shared by both sequences (``rnnkit.compare.siamese``):
   input per day (the stock's log return, the equal-weighted mean return of the universe), each
   divided by its standard deviation over the window and clipped at +-8;
@@ -32,7 +33,12 @@ is relevant when it shares the query's sector; the score is the mean average pre
   market, damp outliers and rescale days, and the code carries nothing but co-movement (no
   constant that could name a ticker). Trained with the supervised contrastive loss
   (``rnnkit.compare.supervised_contrastive_loss``) on random windows of 1990-2009, all tickers
-  of a window in one softmax, positives = the same sector.
+  of a window in one softmax, positives = the same sector. ``--ensemble K`` trains K encoders
+  (seeds seed..seed+K-1) and averages their cosines (one model: their unit codes concatenated).
+
+Why dtaidistance for DTW: maintained (2.5.1, 2026), Apache-2.0, needs only NumPy, a C
+implementation with whole distance matrices and Sakoe-Chiba windows; fastdtw is an
+approximation last released in 2019, tslearn brings much more than DTW, dtw-python is GPL.
 
 Writes into ``--out``: ``report.json``, ``similarity.png`` (the learned similarity matrix of one
 test quarter, tickers ordered by sector, beside the Pearson matrix), ``model.rnnkit`` (the
@@ -307,6 +313,9 @@ def train_encoder(encoder, returns, market, fit_positions, sector_ids, validate,
     m_all = np.asarray(market, dtype=np.float64)[fit_positions]
     labels = torch.as_tensor(sector_ids)
     n = r_all.shape[1]
+    if len(r_all) <= max_len:
+        raise UsageError(f"the fit period has {len(r_all)} daily returns; training windows need more than "
+                         f"{max_len}. Give more history before --train-end.")
     optimizer = torch.optim.Adam(encoder.parameters(), lr=learning_rate)
     best, best_state, history = -math.inf, None, []
     for epoch in range(1, epochs + 1):
@@ -457,6 +466,9 @@ def _train(args):
                                                                  tickers, sectors)
     results["siamese-gru"]["validation_map"] = round(validate(encoder), 5)
     results["siamese-gru"]["validation_map_per_member"] = member_val
+    if len(members) > 1:  # reported only (nothing is chosen on the test quarters)
+        results["siamese-gru"]["test_map_per_member"] = [
+            round(evaluate(learned_with(m), periods["test"], r, mk, tickers, sectors)[0]["map"], 5) for m in members]
     if dtw_choice is not None:
         results["dtw-window"]["window_choice"] = dtw_choice
     timing["siamese-gru"] = round(time.perf_counter() - t0, 2)

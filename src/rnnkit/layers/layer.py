@@ -118,6 +118,7 @@ class Layer(nn.Module):
     def add_loss(self, loss):
         """Add a loss term (a scalar tensor) to this call's total loss, as Keras's ``add_loss``."""
         self._added_losses.append(loss)
+        _ADDED_LOSSES[0] += 1
 
     @property
     def losses(self):
@@ -327,6 +328,14 @@ def _top_layers(module):
     for child in module.children():
         found.extend([child] if isinstance(child, Layer) else _top_layers(child))
     return found
+
+
+_ADDED_LOSSES = [0]  # add_loss calls so far, in any layer: training looks for added terms only after one
+
+
+def added_losses_since(mark):
+    """How many add_loss calls happened since ``mark`` (the count itself for ``mark=None``)."""
+    return _ADDED_LOSSES[0] if mark is None else _ADDED_LOSSES[0] - mark
 
 
 def _symbolic_kwargs(kwargs):

@@ -19,7 +19,7 @@ from .. import callbacks as callbacks_module
 from .. import config, losses, metrics as metrics_module, optimizers
 from .. import data_adapter, saving
 from .._naming import suggest
-from ..layers.layer import Layer
+from ..layers.layer import Layer, added_losses_since
 from ..layers.graph_io import graph_config, graph_from_config
 from ..layers.symbolic import Graph, KerasTensor, flatten, is_shape, map_structure, pack_like
 from ..utils.progbar import Progbar, format_epoch_line
@@ -63,7 +63,7 @@ class Model(Layer):
         self._device_choice = None
         self._autocast_dtype = None
         self._prepared_for = None
-        self._constrained, self._penalised = [], False
+        self._constrained, self._penalised, self._loss_mark = [], False, 0
 
     # ----- the functional graph ----------------------------------------------------------------
     def _init_graph(self, inputs, outputs):
@@ -283,8 +283,7 @@ class Model(Layer):
             self.optimizer.build(list(self.parameters()))
         layers = [m for m in self.modules() if isinstance(m, Layer)]
         self._constrained = [(getattr(m, name), c) for m in layers for name, c in m._constraints]
-        self._penalised = any(m._regularizers or m.activity_regularizer is not None or type(m).add_loss
-                              is not Layer.add_loss or type(m).call is not Layer.call for m in layers)
+        self._penalised = any(m._regularizers for m in layers)  # weight penalties: in every step's loss
         self._prepared_for = key
 
     def _apply(self, *args, **kwargs):
@@ -365,18 +364,21 @@ class Model(Layer):
             total = value * weight if total is None else total + value * weight
         if total is None:
             raise ValueError("compile() gave no loss for any output.")
-        if self._penalised:
+        if self._penalised or added_losses_since(self._loss_mark):  # add_loss / activity penalties of this call
             extra = self.losses
+            self._clear_added_losses()
             if extra:
                 total = total + torch.stack([torch.as_tensor(t, device=total.device).float().reshape(())
                                              for t in extra]).sum()
         return total, parts, ys, preds
 
     def _clear_added_losses(self):
-        if self._penalised:
+        """Forget add_loss terms of earlier calls (Keras keeps only the current call's)."""
+        if added_losses_since(self._loss_mark):
             for module in self.modules():
                 if isinstance(module, Layer):
                     module._added_losses.clear()
+        self._loss_mark = added_losses_since(None)
 
     def _mask_weights(self, mask, loss_fn=None):
         if mask is None:
