@@ -290,7 +290,7 @@ def test_regularizers_activity_penalties_and_constraints_train_as_keras():
     keras = pytest.importorskip("keras")
     x = np.random.default_rng(0).normal(size=(16, 5, 3)).astype("float32")
     y = np.ones((16, 1), "float32")
-    results = []
+    results, start = [], None
     for lib in (keras, rnnkit):
         model = lib.Sequential([
             lib.Input((5, 3)), lib.layers.Flatten(),
@@ -298,8 +298,9 @@ def test_regularizers_activity_penalties_and_constraints_train_as_keras():
                              activity_regularizer=lib.regularizers.l1(0.01),
                              kernel_constraint=lib.constraints.max_norm(0.5)),
             lib.layers.Dense(1)])
-        if results:
-            model.set_weights(results[0][0].get_weights())
+        if start is None:
+            start = model.get_weights()
+        model.set_weights(start)
         model.compile(optimizer=lib.optimizers.SGD(0.1), loss="mse")
         losses = [model.evaluate(x, y, verbose=0), model.train_on_batch(x, y), model.train_on_batch(x, y)]
         results.append((model, losses))

@@ -178,7 +178,7 @@ def test_decode_works_on_keras_lstm_seq2seq_models_with_one_hot_inputs():
     inputs = program.data(rng)["encoder"]
     expected = program.decode_sequence(models["encoder"], models["decoder"], inputs, steps=4).argmax(-1)
     one_hot = lambda ids: torch.nn.functional.one_hot(ids, program.NUM_DECODER_TOKENS).float()  # noqa: E731
-    out = s2s.decode(models["encoder"], models["decoder"], inputs, start_id=0, end_id=99, max_length=4,
+    out = s2s.decode(models["encoder"], models["decoder"], inputs, start_id=0, end_id=None, max_length=4,
                      from_logits=False, token_input=one_hot, banned=())
     assert [list(row) for row in expected] == out
 

@@ -350,6 +350,7 @@ def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=
     for Keras's ``lstm_seq2seq`` decoder). ``banned`` ids are never produced (by default
     padding, unknown and start).
 
+    ``end_id=None``: no end token, every output has ``max_length`` tokens.
     ``beam_size=1`` is greedy decoding; larger beams keep that many hypotheses per source,
     finished ones (ended by ``end_id`` while among the best ``beam_size`` candidates) scored by
     ``log p / length ** length_penalty`` (length counting the end token; 0 = no
@@ -381,7 +382,7 @@ def decode(encoder, decoder, sources, *, start_id=START, end_id=END, max_length=
                 chunk = sources[begin:begin + batch_size]
                 states, mem = _encode_batch(encoder, chunk, memory, pad_id)
                 kwargs = dict(start_id=start_id, end_id=end_id, max_length=max_length, from_logits=from_logits,
-                              token_input=token_input, banned=tuple(int(b) for b in banned if int(b) != end_id))
+                              token_input=token_input, banned=tuple(int(b) for b in banned if b != end_id))
                 if beam_size == 1:
                     ids, sc, att = _greedy(decoder, states, mem, return_attention=return_attention, **kwargs)
                     attention += att
@@ -419,7 +420,7 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
     batch = states[0].shape[0] if states else mem.shape[0]
     tokens = torch.full((batch, 1), start_id, dtype=torch.long)
     done = torch.zeros(batch, dtype=torch.bool)
-    out = torch.full((batch, max_length), end_id, dtype=torch.long)
+    out = torch.full((batch, max_length), -1, dtype=torch.long)
     total = torch.zeros(batch)
     lengths = torch.full((batch,), max_length, dtype=torch.long)
     weights = []
@@ -429,17 +430,18 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
             weights.append(att.reshape(batch, -1).float())
         best = logp.argmax(dim=-1)
         if t == max_length:
-            total += torch.where(done, 0.0, logp[:, end_id])  # closed with the end token
+            if end_id is not None:  # closed with the end token
+                total += torch.where(done, 0.0, logp[:, end_id])
             break
         total += torch.where(done, 0.0, logp.gather(1, best[:, None])[:, 0])
-        ended = ~done & (best == end_id)
+        ended = ~done & (best == end_id) if end_id is not None else torch.zeros_like(done)
         lengths[ended] = t
-        best = torch.where(done, end_id, best)
+        best = torch.where(done, -1, best)
         out[:, t] = best
         done |= ended
         if bool(done.all()):
             break
-        tokens = best[:, None]
+        tokens = best.clamp_min(0)[:, None]
     ids = [row[:int(n)].tolist() for row, n in zip(out, lengths)]
     att = []
     if return_attention:
@@ -472,7 +474,7 @@ def _beam(decoder, states, mem, *, start_id, end_id, max_length, beam_size, leng
         vocab = logp.shape[-1]
         cand = (live.reshape(-1, 1) + logp).reshape(batch, K * vocab)
         if t == max_length:  # only endings are allowed now
-            ends = live + logp.reshape(batch, K, vocab)[:, :, end_id]
+            ends = live + (logp.reshape(batch, K, vocab)[:, :, end_id] if end_id is not None else 0.0)
             norm = ends / float(t + 1) ** alpha
             top, beam = norm.max(dim=1)
             for b in torch.nonzero(~done & (top > best_score)).flatten().tolist():
@@ -481,7 +483,7 @@ def _beam(decoder, states, mem, *, start_id, end_id, max_length, beam_size, leng
             break
         top_scores, top_index = cand.topk(2 * K, dim=1)  # sorted, best first
         top_beam, top_token = top_index // vocab, top_index % vocab
-        is_end = top_token == end_id
+        is_end = top_token == end_id if end_id is not None else torch.zeros_like(top_token, dtype=torch.bool)
         rank = torch.arange(2 * K).expand(batch, -1)
         finished = is_end & (rank < K) & torch.isfinite(top_scores) & ~done[:, None]
         if bool(finished.any()):
