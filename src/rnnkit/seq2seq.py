@@ -441,7 +441,7 @@ def _greedy(decoder, states, mem, *, start_id, end_id, max_length, from_logits, 
         done |= ended
         if bool(done.all()):
             break
-        tokens = best.clamp_min(0)[:, None]
+        tokens = torch.where(best < 0, end_id if end_id is not None else start_id, best)[:, None]
     ids = [row[:int(n)].tolist() for row, n in zip(out, lengths)]
     att = []
     if return_attention:

@@ -285,25 +285,22 @@ class Layer(nn.Module):
         return outputs
 
     # ----- the functional graph ----------------------------------------------------------------
-    def _single_node(self, what):
+    def _first_node(self, what):
         if not self._inbound_nodes:
             raise AttributeError(f"Layer '{self.name}' has never been called on symbolic inputs, so it has no "
                                  f"{what}. Call it on rnnkit.Input(...) tensors first.")
-        if len(self._inbound_nodes) > 1:
-            raise AttributeError(f"Layer '{self.name}' has been called {len(self._inbound_nodes)} times, so "
-                                 f"its {what} is ambiguous; keep the tensors its calls returned instead.")
         return self._inbound_nodes[0]
 
     @property
     def input(self):
-        """The symbolic input of this layer's only call (Keras's ``layer.input``)."""
-        node = self._single_node("input")
+        """The symbolic input of this layer's first call (Keras's ``layer.input``)."""
+        node = self._first_node("input")
         return node.outputs if node.is_input else node.args[0]
 
     @property
     def output(self):
-        """The symbolic output of this layer's only call (Keras's ``layer.output``)."""
-        return self._single_node("output").outputs
+        """The symbolic output of this layer's first call (Keras's ``layer.output``)."""
+        return self._first_node("output").outputs
 
     # ----- config ------------------------------------------------------------------------------
     def get_config(self):
