@@ -288,7 +288,7 @@ def test_price_loader_and_its_one_line_errors(tmp_path):
 
 def test_command_trains_on_a_price_file_and_predicts(tmp_path, capsys):
     rng = np.random.default_rng(3)
-    dates = business_days("2015-01-01", "2019-12-31")
+    dates = business_days("2015-01-01", "2020-01-03")   # 2020Q1: 3 weekdays, too short, left out
     r, group = planted(len(dates), rng, groups=3, per_group=2, market_scale=1.0)
     prices = 50 * np.exp(np.cumsum(r, axis=0))
     tickers = [f"T{i}" for i in range(len(group))]
@@ -305,6 +305,8 @@ def test_command_trains_on_a_price_file_and_predicts(tmp_path, capsys):
     assert set(report["methods"]) == {"random", "pearson", "pearson-residual", "dtw", "dtw-window", "siamese-gru"}
     assert report["methods"]["pearson"]["queries"] == 4 * 6 and report["protocol"]["test_quarters"][0] == "2019Q1"
     assert len(report["methods"]["siamese-gru"]["test_map_per_member"]) == 2
+    assert report["quarters_left_out_as_too_short"] == {"2020Q1": 3}
+    assert report["protocol"]["test_quarters"][-1] == "2019Q4"
     assert (out / "similarity.png").stat().st_size > 0
     capsys.readouterr()
     assert cli_main(["compare", "stocks", "predict", "--model-file", str(out / "model.rnnkit"),

@@ -486,6 +486,20 @@ class ReduceLROnPlateau(Callback):
                     self.wait = 0
 
 
+class TerminateOnNaN(Callback):
+    """Stop training when the loss becomes NaN or infinite, as Keras's callback of the same name.
+
+    ``fit`` then ends normally and returns its ``History`` (the non-finite step's update is never
+    applied); without this callback ``fit`` raises ``FloatingPointError`` instead, with the
+    ``History`` as the error's ``.history``."""
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training", flush=True)
+            self.model.stop_training = True
+
+
 class CSVLogger(Callback):
     """Append one row per epoch (0-based ``epoch`` column, then sorted log keys) to a CSV file.
 

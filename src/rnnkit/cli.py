@@ -30,6 +30,7 @@ COMMANDS = {
     "generate": "rnnkit.apps.generate",
     "seq2seq": "rnnkit.apps.seq2seq",
     "compare": "rnnkit.apps.compare",
+    "export": "rnnkit.apps.export",
 }
 
 EXIT_USAGE = 2

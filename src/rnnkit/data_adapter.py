@@ -23,6 +23,8 @@ def is_array(x):
     """In-memory data: an array, or a list/tuple/dict of arrays (several model inputs)."""
     if isinstance(x, dict):
         return bool(x) and all(_is_leaf_array(v) or is_array(v) for v in x.values())
+    if isinstance(x, (np.generic, int, float)):
+        return True  # a scalar: to_tensor refuses it with a clear message
     return _is_leaf_array(x) or isinstance(x, (list, tuple)) and not _is_batch_list(x)
 
 
@@ -63,13 +65,33 @@ def _is_text(array):
         isinstance(v, (str, bytes)) for v in flat[:100])
 
 
+def check_count(value, name):
+    """``value`` (a batch size or a number of steps) must be None or a positive integer."""
+    if value is not None and (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
+                              or value < 1):
+        raise ValueError(f"{name} must be a positive integer (or None), got {value!r:.60}.")
+    return value
+
+
+def _check_shape(shape, name):
+    """Arrays fed to a model have a batch axis and no empty feature axis."""
+    if len(shape) == 0:
+        raise ValueError(f"{name} is a scalar; pass an array with one row per sample (np.array([value]) for a "
+                         "single sample).")
+    if 0 in tuple(shape)[1:]:
+        raise ValueError(f"{name} has shape {tuple(shape)}: a dimension of size 0 leaves each sample empty.")
+
+
 def to_tensor(x, name="x"):
-    """A tensor from an array-like, with a clear error for NaN/inf and non-numeric data. Text stays a
-    NumPy array of ``str`` (for models whose first layer is ``TextVectorization``)."""
+    """A tensor from an array-like, with a clear error for scalars, empty dimensions, NaN/inf and
+    non-numeric data. float64, float16 and bfloat16 become float32 (the models' input dtype).
+    Text stays a NumPy array of ``str`` (for models whose first layer is ``TextVectorization``)."""
     if isinstance(x, torch.Tensor):
         t = x
+        _check_shape(t.shape, name)
     else:
         array = np.asarray(x.to_numpy() if hasattr(x, "to_numpy") else x)
+        _check_shape(array.shape, name)
         if array.dtype == object or array.dtype.kind in "USO":
             if _is_text(array):
                 return array.astype(str)
@@ -81,7 +103,7 @@ def to_tensor(x, name="x"):
             array = array.copy()  # torch takes neither reversed views (x[:, ::-1]) nor read-only memory
         t = torch.as_tensor(array)
     if t.is_floating_point():
-        if t.dtype == torch.float64:
+        if t.dtype in (torch.float64, torch.float16, torch.bfloat16):
             t = t.float()
         # One reduction instead of a full boolean copy: any NaN or inf makes the sum non-finite
         # (a finite sum proves the data finite); only then look element by element.
@@ -176,6 +198,8 @@ def batches(x, y=None, batch_size=None, shuffle=False, steps=None, default_batch
     """Pick the adapter for ``x``."""
     if x is None:
         raise ValueError("No data given: pass x (and y), or a dataset of (x, y) batches.")
+    check_count(batch_size, "batch_size")
+    check_count(steps, "steps")
     if is_array(x):
         return ArrayBatches(x, y, batch_size or default_batch_size, shuffle)
     if y is not None:

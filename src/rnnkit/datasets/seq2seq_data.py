@@ -44,7 +44,8 @@ class Seq2SeqData:
 # ----- addition -----------------------------------------------------------------------------------
 def addition_pairs(n=50_000, digits=3, seed=0, reverse=False, test_size=5_000):
     """``n`` distinct additions of two numbers of 1..``digits`` digits, as Keras's example draws them
-    (a pair and its swap count as one), split into ``n - test_size`` train and ``test_size`` test.
+    (a pair and its swap count as one), shuffled, and split into ``n - test_size`` train and
+    ``test_size`` test.
 
     ``reverse`` reverses the question string ("535+61" -> "16+535"), which Keras's example
     reports helps. No padding: the models mask variable lengths.
@@ -62,6 +63,9 @@ def addition_pairs(n=50_000, digits=3, seed=0, reverse=False, test_size=5_000):
         seen.add(key)
         question = f"{a}+{b}"
         pairs.append((question[::-1] if reverse else question, str(a + b)))
+    # shuffled before the split as Keras's example does: the first draws hold nearly all the
+    # small sums (there are only 55 of one digit + one digit), which would otherwise all be test
+    pairs = [pairs[i] for i in rng.permutation(n)]
     test, train = pairs[:test_size], pairs[test_size:]
     info = {"task": "addition", "digits": digits, "pairs": n, "seed": seed, "reversed_input": bool(reverse),
             "source": "synthetic, as keras.io/examples/nlp/addition_rnn (distinct unordered pairs)"}

@@ -8,7 +8,7 @@ mask is the query mask.
 import torch
 import torch.nn.functional as F
 
-from .layer import Layer
+from .layer import Layer, check_flags
 
 
 class Attention(Layer):
@@ -34,7 +34,7 @@ class Attention(Layer):
             raise ValueError(f"{type(self).__name__}: score_mode must be 'dot' or 'concat', got {score_mode!r}.")
         if not 0 <= float(dropout) < 1:
             raise ValueError(f"{type(self).__name__}: dropout must be in [0, 1), got {dropout}.")
-        self.use_scale = bool(use_scale)
+        self.use_scale, = check_flags(type(self).__name__, use_scale=use_scale)
         self.score_mode = score_mode
         self.dropout = float(dropout)
         self.seed = seed

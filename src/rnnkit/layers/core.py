@@ -2,11 +2,12 @@
 Conv1D, pooling."""
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .. import activations, constraints, regularizers
-from .layer import Layer
+from .layer import Layer, check_flags, check_int
 
 
 _PENALTIES = ("kernel_regularizer", "bias_regularizer", "kernel_constraint", "bias_constraint")
@@ -38,9 +39,10 @@ class Embedding(Layer):
         if input_length is not None and "input_shape" not in kwargs and "batch_input_shape" not in kwargs:
             kwargs["input_shape"] = (input_length,)
         super().__init__(**kwargs)
-        self.input_dim, self.output_dim = int(input_dim), int(output_dim)
+        self.input_dim = check_int("Embedding", "input_dim", input_dim)
+        self.output_dim = check_int("Embedding", "output_dim", output_dim)
         self.embeddings_initializer = embeddings_initializer
-        self.mask_zero = mask_zero
+        self.mask_zero, = check_flags("Embedding", mask_zero=mask_zero)
         self.embeddings_regularizer = regularizers.get(embeddings_regularizer)
         self.embeddings_constraint = constraints.get(embeddings_constraint)
 
@@ -80,9 +82,9 @@ class Dense(Layer):
                  bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
         _set_penalties(self, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
-        self.units = int(units)
+        self.units = check_int("Dense", "units", units)
         self.activation_name, self.activation = activations.get(activation)
-        self.use_bias = use_bias
+        self.use_bias, = check_flags("Dense", use_bias=use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def build(self, input_shape):
@@ -112,8 +114,8 @@ class Dropout(Layer):
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if not 0 <= rate < 1:
-            raise ValueError(f"Dropout rate must be in [0, 1), got {rate}.")
+        if isinstance(rate, bool) or not isinstance(rate, (int, float, np.floating)) or not 0 <= rate < 1:
+            raise ValueError(f"Dropout rate must be a number in [0, 1), got {rate!r:.60}.")
         self.rate, self.noise_shape, self.seed = float(rate), noise_shape, seed
 
     def forward(self, inputs, training=None):
@@ -185,7 +187,7 @@ class RepeatVector(Layer):
 
     def __init__(self, n, **kwargs):
         super().__init__(**kwargs)
-        self.n = int(n)
+        self.n = check_int("RepeatVector", "n", n)
 
     def forward(self, inputs):
         self._check_rank(inputs, (2,), "a 2-D input (batch, features)")
@@ -211,13 +213,13 @@ class Conv1D(Layer):
         _set_penalties(self, kernel_regularizer, bias_regularizer, kernel_constraint, bias_constraint)
         if padding not in ("valid", "same", "causal"):
             raise ValueError(f"Conv1D padding must be 'valid', 'same' or 'causal', got {padding!r}.")
-        self.filters = int(filters)
+        self.filters = check_int("Conv1D", "filters", filters)
         self.kernel_size = int(kernel_size[0] if isinstance(kernel_size, (tuple, list)) else kernel_size)
         self.strides = int(strides[0] if isinstance(strides, (tuple, list)) else strides)
         self.padding = padding
         self.dilation_rate = int(dilation_rate[0] if isinstance(dilation_rate, (tuple, list)) else dilation_rate)
         self.activation_name, self.activation = activations.get(activation)
-        self.use_bias = use_bias
+        self.use_bias, = check_flags("Conv1D", use_bias=use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def build(self, input_shape):

@@ -14,6 +14,23 @@ _BASE_ARGS = ("name", "input_shape", "batch_input_shape", "batch_size", "input_d
               "activity_regularizer")
 
 
+def check_flags(owner, **flags):
+    """Each flag must be a bool: ``return_sequences="no"`` would otherwise read as True."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{owner}: {name} must be True or False, got {value!r:.60}.")
+    return tuple(bool(v) for v in flags.values())
+
+
+def check_int(owner, name, value, low=1, high=2 ** 31 - 1):
+    """``value`` as an int in [low, high]; a bool, float or string is an error, not a silent cast."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{owner}: {name} must be an integer, got {value!r:.60} ({type(value).__name__}).")
+    if not low <= value <= high:
+        raise ValueError(f"{owner}: {name} must be an integer in [{low}, {high}], got {value}.")
+    return int(value)
+
+
 class Layer(nn.Module):
     """Base of every rnnkit layer.
 
@@ -57,7 +74,7 @@ class Layer(nn.Module):
             batch_input_shape = (batch_size, input_dim)
         self.batch_input_shape = batch_input_shape
         self.dtype_policy = dtype or "float32"
-        self.trainable = trainable
+        self.trainable, = check_flags(type(self).__name__, trainable=trainable)
         self.built = False
         self._weight_names = []
         self._frozen_names = set()  # weights created with trainable=False (Keras lists them after the others)

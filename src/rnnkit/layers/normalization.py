@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from .layer import Layer
+from .layer import Layer, check_flags
 
 
 def _axes_list(axis, what):
@@ -34,7 +34,7 @@ class LayerNormalization(Layer):
         super().__init__(**kwargs)
         self.axis = _axes_list(axis, "LayerNormalization")
         self.epsilon = float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = check_flags(type(self).__name__, center=center, scale=scale)
         self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
 
     def _resolve_axes(self, rank):
@@ -124,7 +124,7 @@ class BatchNormalization(Layer):
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
-        self.center, self.scale = bool(center), bool(scale)
+        self.center, self.scale = check_flags(type(self).__name__, center=center, scale=scale)
         self.beta_initializer, self.gamma_initializer = beta_initializer, gamma_initializer
         self.moving_mean_initializer = moving_mean_initializer
         self.moving_variance_initializer = moving_variance_initializer

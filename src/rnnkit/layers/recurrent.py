@@ -7,7 +7,7 @@ import torch
 from .. import fused, registry
 from .._naming import suggest
 from ..recurrence import SEQUENCE_FUNCTIONS, SequenceOptions, scan
-from .layer import _BASE_ARGS, Layer
+from .layer import _BASE_ARGS, Layer, check_flags
 from .rnn_cells import (GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells, call_cell, check_cell, dropout_mask,
                         flat_states, initial_state, map_states, output_size)
 
@@ -51,9 +51,10 @@ class RNN(Layer):
         super().__init__(**kwargs)
         self.cell = cell
         self.kind = getattr(cell, "fused_kind", None)  # 'simple_rnn', 'lstm', 'gru'; None: steps through call()
-        self.return_sequences, self.return_state = return_sequences, return_state
-        self.go_backwards, self.stateful, self.unroll = go_backwards, stateful, unroll
-        self.zero_output_for_mask = zero_output_for_mask
+        (self.return_sequences, self.return_state, self.go_backwards, self.stateful, self.unroll,
+         self.zero_output_for_mask) = check_flags(
+            type(self).__name__, return_sequences=return_sequences, return_state=return_state,
+            go_backwards=go_backwards, stateful=stateful, unroll=unroll, zero_output_for_mask=zero_output_for_mask)
         self.use_fused = use_fused
         self.execution_path = self.execution_plan = None
         self.states = None

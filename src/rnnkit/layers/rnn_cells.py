@@ -32,7 +32,7 @@ from torch import nn
 
 from .. import activations, constraints, recurrence, registry, regularizers
 from ..recurrence import SequenceOptions
-from .layer import Layer
+from .layer import Layer, check_flags, check_int
 
 
 class _KerasCell(Layer):
@@ -58,15 +58,14 @@ class _KerasCell(Layer):
                  bias_initializer, kernel_regularizer, recurrent_regularizer, bias_regularizer, kernel_constraint,
                  recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed, **kwargs):
         super().__init__(**kwargs)
-        if int(units) <= 0:
-            raise ValueError(f"{type(self).__name__}: units must be a positive integer, got {units}.")
+        owner = type(self).__name__
+        self.units = check_int(owner, "units", units)
         for arg, rate in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
-            if not 0 <= rate < 1:
-                raise ValueError(f"{type(self).__name__}: {arg} must be in [0, 1), got {rate}.")
-        self.units = int(units)
+            if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
+                raise ValueError(f"{owner}: {arg} must be a number in [0, 1), got {rate!r:.60}.")
         self.activation_name, self.activation = activations.get(activation)
         self.recurrent_activation_name, self.recurrent_activation = activations.get(recurrent_activation)
-        self.use_bias = use_bias
+        self.use_bias, = check_flags(owner, use_bias=use_bias)
         self.kernel_initializer = kernel_initializer
         self.recurrent_initializer = recurrent_initializer
         self.bias_initializer = bias_initializer
@@ -226,7 +225,7 @@ class LSTMCell(_KerasCell):
                          kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
                          bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
                          seed=seed, **kwargs)
-        self.unit_forget_bias = unit_forget_bias
+        self.unit_forget_bias, = check_flags(type(self).__name__, unit_forget_bias=unit_forget_bias)
 
     @property
     def state_size(self):
@@ -278,7 +277,7 @@ class GRUCell(_KerasCell):
                          kernel_constraint=kernel_constraint, recurrent_constraint=recurrent_constraint,
                          bias_constraint=bias_constraint, dropout=dropout, recurrent_dropout=recurrent_dropout,
                          seed=seed, **kwargs)
-        self.reset_after = reset_after
+        self.reset_after, = check_flags(type(self).__name__, reset_after=reset_after)
 
     def _bias_shape(self):
         return (2, 3 * self.units) if self.reset_after else (3 * self.units,)

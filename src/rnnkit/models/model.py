@@ -18,6 +18,7 @@ from torch import nn
 from .. import callbacks as callbacks_module
 from .. import config, losses, metrics as metrics_module, optimizers
 from .. import data_adapter, saving
+from ..export import export_onnx
 from .._naming import suggest
 from ..layers.layer import Layer, added_losses_since
 from ..layers.graph_io import graph_config, graph_from_config
@@ -433,9 +434,11 @@ class Model(Layer):
         # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
         value = float(loss.detach())
         if not math.isfinite(value):
-            raise FloatingPointError(
+            error = FloatingPointError(
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
                 "learning rate, add clipnorm= to the optimizer, or check the data for extreme values.")
+            error.loss = value
+            raise error
         self.optimizer.step()
         if self._constrained:
             with torch.no_grad():
@@ -456,8 +459,18 @@ class Model(Layer):
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
             steps_per_epoch=None, validation_steps=None, validation_batch_size=None):
-        """Train for ``epochs`` passes over the data; returns a ``History``."""
+        """Train for ``epochs`` passes over the data; returns a ``History``.
+
+        A non-finite loss never reaches the weights: that step's update is skipped and training
+        stops. With a callback that stops training on it (``callbacks.TerminateOnNaN``, as Keras)
+        ``fit`` returns the ``History`` as usual; otherwise it raises ``FloatingPointError`` with
+        the ``History`` of the completed epochs as its ``.history``. Either way every callback's
+        ``on_train_end`` runs (``CSVLogger`` closes its file). A loss that grows a thousandfold over
+        its best epoch, and a non-finite validation loss, are reported with a warning."""
         self._require_compiled("fit")
+        for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                            ("validation_steps", validation_steps), ("validation_batch_size", validation_batch_size)):
+            data_adapter.check_count(value, name)
         if validation_split and validation_data is None:
             (x, y), validation_data = data_adapter.split_validation(x, y, validation_split)
         train = data_adapter.batches(x, y, batch_size, shuffle=shuffle, steps=steps_per_epoch)
@@ -471,6 +484,7 @@ class Model(Layer):
         callback_list.set_params({"epochs": epochs, "steps": len(train), "verbose": verbose})
         self.stop_training = False
         callback_list.on_train_begin({})
+        watch = _LossWatch()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
             callback_list.on_epoch_begin(epoch, {})
@@ -485,8 +499,17 @@ class Model(Layer):
                 if step == 1:
                     self._prepare(xb)
                 callback_list.on_train_batch_begin(step - 1, {})
-                logs = self._train_step(data_adapter.to_device(xb, self.device, non_blocking=True),
-                                        data_adapter.to_device(yb, self.device, non_blocking=True))
+                try:
+                    logs = self._train_step(data_adapter.to_device(xb, self.device, non_blocking=True),
+                                            data_adapter.to_device(yb, self.device, non_blocking=True))
+                except FloatingPointError as exc:  # a non-finite loss; the weights were not updated
+                    logs = {"loss": getattr(exc, "loss", math.nan)}
+                    callback_list.on_train_batch_end(step - 1, logs)
+                    if not self.stop_training:  # no TerminateOnNaN: end cleanly, then raise
+                        callback_list.on_train_end({})
+                        self.history = exc.history = history
+                        raise
+                    break
                 callback_list.on_train_batch_end(step - 1, logs)
                 bar.update(step, list(logs.items()), finalize=False)
                 if self.stop_training:
@@ -498,6 +521,7 @@ class Model(Layer):
                 self._reset_metrics()
                 val_logs = self._evaluate_batches(val)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            watch.check(epoch, epoch_logs)
             seconds = time.perf_counter() - started
             if verbose == 1:
                 bar.update(step, list(epoch_logs.items()), finalize=True)
@@ -516,6 +540,7 @@ class Model(Layer):
         data = data_adapter.batches(x, y, batch_size, shuffle=False, steps=steps)
         self._reset_metrics()
         logs = self._evaluate_batches(data)
+        _warn_if_not_finite(logs.get("loss"), "evaluate(): the loss")
         if verbose not in (0, "auto"):
             print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
         return logs if return_dict else _logs_to_return(logs)
@@ -594,6 +619,21 @@ class Model(Layer):
     def load_weights(self, filepath):
         saving.load_weights(self, filepath)
 
+    def export(self, filepath, format="onnx", verbose=None, input_signature=None, **kwargs):
+        """Write the model for another runtime, as Keras 3's ``model.export``: ``format="onnx"`` (the only
+        one) writes an ONNX file with :func:`rnnkit.export.export_onnx` (keyword arguments, e.g.
+        ``masks="any"`` or ``opset=18``, go to it) and returns its ``ExportInfo``; ``verbose`` prints it."""
+        if format != "onnx":
+            raise ValueError(f"Unknown export format {format!r}: rnnkit exports format='onnx' (Keras's "
+                             "'tf_saved_model' needs TensorFlow).")
+        if input_signature is not None:
+            raise ValueError("input_signature is not used by the ONNX export: batch and time axes are always "
+                             "dynamic, feature sizes come from the model.")
+        info = export_onnx(self, filepath, **kwargs)
+        if verbose:
+            print(info)
+        return info
+
     def get_compile_config(self):
         return self._compile_config
 
@@ -644,6 +684,35 @@ def _output_mask(y_pred):
     if mask is None or tuple(mask.shape) != tuple(y_pred.shape[:mask.dim()]):
         return None
     return mask
+
+
+class _LossWatch:
+    """What ``fit`` reports after each epoch: a training loss a thousandfold (or more) above its best
+    epoch's (divergence, warned once per ``fit``) and a non-finite validation loss."""
+
+    GROWTH = 1000.0
+
+    def __init__(self):
+        self.best, self.best_epoch, self.warned = math.inf, None, False
+
+    def check(self, epoch, logs):
+        loss = logs.get("loss")
+        if loss is not None and math.isfinite(loss):
+            if not self.warned and loss > self.GROWTH * max(self.best, 1e-6):
+                self.warned = True
+                warnings.warn(f"Epoch {epoch + 1}: the loss grew to {loss:.4g} from {self.best:.4g} at epoch "
+                              f"{self.best_epoch + 1}, more than {self.GROWTH:.0f}-fold: training is diverging. "
+                              "Lower the learning rate or add clipnorm= to the optimizer.", RuntimeWarning,
+                              stacklevel=3)
+            if loss < self.best:
+                self.best, self.best_epoch = loss, epoch
+        _warn_if_not_finite(logs.get("val_loss"), f"Epoch {epoch + 1}: the validation loss")
+
+
+def _warn_if_not_finite(value, what):
+    if value is not None and not math.isfinite(value):
+        warnings.warn(f"{what} is {value}: the model's outputs overflow on that data, or its targets are "
+                      "out of the loss's range.", RuntimeWarning, stacklevel=3)
 
 
 def _validation_batches(validation_data, batch_size, steps):
