@@ -39,18 +39,20 @@ def saved(tmp_path_factory):
     model.fit(x, rng.random((6, 2), dtype=np.float32), epochs=1, verbose=0)
     path = tmp_path_factory.mktemp("base") / "model.rnnkit"
     model.save(path)
-    data = path.read_bytes()
-    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+    with zipfile.ZipFile(path) as zf:
         members = {name: zf.read(name) for name in zf.namelist()}
+    data = _zip(members)  # the same archive with fixed timestamps: the mutations are the same every run
+    path.write_bytes(data)
     return path, data, members, x, model.predict(x, verbose=0)
 
 
 # ----- building mutated archives -------------------------------------------------------------------
 def _zip(members, compression=zipfile.ZIP_DEFLATED):
+    """An archive of ``members`` with fixed timestamps, so the same members give the same bytes."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=compression) as zf:
         for name, data in members.items():
-            zf.writestr(name, data)
+            zf.writestr(zipfile.ZipInfo(name, date_time=(2020, 1, 1, 0, 0, 0)), data, compress_type=compression)
     return buffer.getvalue()
 
 
@@ -176,7 +178,48 @@ def _optimizer_states(members):
 
 
 def cases(data, members):
-    """(description, file bytes) for every mutation, deterministic."""
+    """(description, file bytes) for every mutation of an rnnkit file, deterministic."""
+    yield from _archive_cases(data, members, "model.safetensors")
+    # rnnkit.json
+    marker = json.loads(members["rnnkit.json"])
+    for key, value in (("format", "other"), ("format", None), ("format_version", 2), ("format_version", "1"),
+                       ("format_version", True), ("format_version", 0), ("format_version", 1.0),
+                       ("format_version", 2 ** 70)):
+        yield f"rnnkit.json {key}={value!r}", _zip({**members, "rnnkit.json": json.dumps({**marker, key: value})
+                                                    .encode()})
+    config = json.loads(members["config.json"])
+    lstm = config["config"]["layers"][0]
+    deep = [{**lstm, "config": {**lstm["config"], "name": f"lstm_{i}"}} for i in range(250)]
+    yield "config of 250 LSTMs (allowed, weights missing)", _zip({**members, "config.json": json.dumps(
+        _set(config, ("config", "layers"), deep)).encode()})
+    # safetensors headers that lie
+    header, payload = _split_safetensors(members["model.safetensors"])
+    names = sorted(k for k in header if k != "__metadata__")
+    for key in names:
+        for label, edit in (("I32", {"dtype": "I32"}), ("F16", {"dtype": "F16"}), ("BF16", {"dtype": "BF16"}),
+                            ("F64", {"dtype": "F64"}), ("XX", {"dtype": "XX"}), ("shape +1", {
+                                "shape": [d + 1 for d in header[key]["shape"]]}),
+                            ("shape transposed", {"shape": header[key]["shape"][::-1]}),
+                            ("shape negative", {"shape": [-1]}), ("offsets past end", {"data_offsets": [0, 10 ** 12]}),
+                            ("no dtype", {"dtype": None})):
+            yield f"safetensors {key} {label}", _zip({**members, "model.safetensors": _safetensors(
+                {**header, key: {**header[key], **edit}}, payload)})
+        yield f"safetensors without {key}", _zip({**members, "model.safetensors": _safetensors(
+            {k: v for k, v in header.items() if k != key}, payload)})
+    yield "safetensors renamed keys", _zip({**members, "model.safetensors": _safetensors(
+        {("9" + k if k != "__metadata__" else k): v for k, v in header.items()}, payload)})
+    yield "safetensors header length huge", _zip({**members, "model.safetensors":
+                                                  struct.pack("<Q", 2 ** 60) + members["model.safetensors"][8:]})
+    yield "safetensors header length 0", _zip({**members, "model.safetensors":
+                                               struct.pack("<Q", 0) + members["model.safetensors"][8:]})
+    yield "safetensors extra payload", _zip({**members, "model.safetensors": members["model.safetensors"] + b"\0" * 64})
+    # the optimizer state
+    for label, blob in _optimizer_states(members):
+        yield label, _zip({**members, "optimizer.pt": blob})
+
+
+def _archive_cases(data, members, weights_name):
+    """Mutations of any model archive (rnnkit's or Keras's): bytes, members, config values, bombs."""
     rng = random.Random(1234)
     for n in sorted({0, 1, 2, 3, 4, 21, 22, 30, 100} | set(range(0, len(data), max(1, len(data) // 150)))
                     | {len(data) - k for k in (1, 2, 22, 23, 46)}):
@@ -207,13 +250,6 @@ def cases(data, members):
     yield "duplicate member", _duplicate(members)
     yield "keras members", _zip({"metadata.json": b"{}", "config.json": b"{}", "model.weights.h5": b""})
     yield "zip of nothing", _zip({})
-    # rnnkit.json
-    marker = json.loads(members["rnnkit.json"])
-    for key, value in (("format", "other"), ("format", None), ("format_version", 2), ("format_version", "1"),
-                       ("format_version", True), ("format_version", 0), ("format_version", 1.0),
-                       ("format_version", 2 ** 70)):
-        yield f"rnnkit.json {key}={value!r}", _zip({**members, "rnnkit.json": json.dumps({**marker, key: value})
-                                                    .encode()})
     # config.json: every leaf given wrong types and out-of-range values
     config = json.loads(members["config.json"])
     for path, original in _leaves(config):
@@ -233,33 +269,8 @@ def cases(data, members):
                         ("many layers", json.dumps(_set(config, ("config", "layers"),
                                                         config["config"]["layers"] * 10_000)).encode())):
         yield f"config {label}", _zip({**members, "config.json": text})
-    # safetensors headers that lie
-    header, payload = _split_safetensors(members["model.safetensors"])
-    names = sorted(k for k in header if k != "__metadata__")
-    for key in names:
-        for label, edit in (("I32", {"dtype": "I32"}), ("F16", {"dtype": "F16"}), ("BF16", {"dtype": "BF16"}),
-                            ("F64", {"dtype": "F64"}), ("XX", {"dtype": "XX"}), ("shape +1", {
-                                "shape": [d + 1 for d in header[key]["shape"]]}),
-                            ("shape transposed", {"shape": header[key]["shape"][::-1]}),
-                            ("shape negative", {"shape": [-1]}), ("offsets past end", {"data_offsets": [0, 10 ** 12]}),
-                            ("no dtype", {"dtype": None})):
-            yield f"safetensors {key} {label}", _zip({**members, "model.safetensors": _safetensors(
-                {**header, key: {**header[key], **edit}}, payload)})
-        yield f"safetensors without {key}", _zip({**members, "model.safetensors": _safetensors(
-            {k: v for k, v in header.items() if k != key}, payload)})
-    yield "safetensors renamed keys", _zip({**members, "model.safetensors": _safetensors(
-        {("9" + k if k != "__metadata__" else k): v for k, v in header.items()}, payload)})
-    yield "safetensors header length huge", _zip({**members, "model.safetensors":
-                                                  struct.pack("<Q", 2 ** 60) + members["model.safetensors"][8:]})
-    yield "safetensors header length 0", _zip({**members, "model.safetensors":
-                                               struct.pack("<Q", 0) + members["model.safetensors"][8:]})
-    yield "safetensors extra payload", _zip({**members, "model.safetensors": members["model.safetensors"] + b"\0" * 64})
-    # the optimizer state
-    for label, blob in _optimizer_states(members):
-        yield label, _zip({**members, "optimizer.pt": blob})
     # inflation bombs: real ones and size lies
-    yield "weights bomb 64 MiB of zeros", _zip({**members, "model.safetensors": members["model.safetensors"]
-                                                + bytes(64 << 20)})
+    yield "weights bomb 64 MiB of zeros", _zip({**members, weights_name: members[weights_name] + bytes(64 << 20)})
     yield "config bomb 32 MiB of spaces", _zip({**members, "config.json": members["config.json"] + b" " * (32 << 20)})
     for name in members:
         for size in (2 ** 32 - 1, 3 << 30, 1 << 20, 0):
@@ -303,20 +314,14 @@ def _outcome(path, x, expected):
     return "identical" if got.shape == expected.shape and np.array_equal(got, expected) else "loaded, different"
 
 
-@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
-def test_model_file_fuzzer(saved, tmp_path):
-    torch.set_num_threads(1)
-    _, data, members, x, expected = saved
+def _fuzz(what, named_cases, path, x, expected):
+    """Load every case; fail on any outcome but a ModelFileError or an identical load, or a slow load."""
     counts, others, slowest = Counter(), [], (0.0, "")
     start = time.perf_counter()
-    path = tmp_path / "case.rnnkit"
-    all_cases = [(label, blob) for label, blob in cases(data, members)]
-    for label, blob in all_cases + [(label, p) for label, p in _special_files(tmp_path, data)]:
+    for label, blob in named_cases:
         if isinstance(blob, bytes):
             path.write_bytes(blob)
-            target = path
-        else:
-            target = blob
+        target = path if isinstance(blob, bytes) else blob
         t0 = time.perf_counter()
         outcome = _outcome(target, x, expected)
         elapsed = time.perf_counter() - t0
@@ -327,13 +332,36 @@ def test_model_file_fuzzer(saved, tmp_path):
         if elapsed > CASE_BUDGET_S:
             others.append(f"{label}: took {elapsed:.1f} s")
     total = time.perf_counter() - start
-    print(f"\nmodel-file fuzzer: {sum(counts.values())} cases, {counts['error']} ModelFileError, "
+    print(f"\n{what} fuzzer: {sum(counts.values())} cases, {counts['error']} ModelFileError, "
           f"{counts['identical']} identical loads, {counts['other']} other; slowest load {slowest[0]:.3f} s "
           f"({slowest[1]}); total {total:.1f} s")
-    assert not os.path.exists("/tmp/rnnkit_pwned")
     assert not others, "\n".join(others[:40])
-    assert sum(counts.values()) >= 1000
     assert total < TOTAL_BUDGET_S
+    return sum(counts.values())
+
+
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
+def test_model_file_fuzzer(saved, tmp_path):
+    torch.set_num_threads(1)
+    _, data, members, x, expected = saved
+    named = list(cases(data, members)) + _special_files(tmp_path, data)
+    assert _fuzz("rnnkit model-file", named, tmp_path / "case.rnnkit", x, expected) >= 1000
+    assert not os.path.exists("/tmp/rnnkit_pwned")
+
+
+@pytest.mark.filterwarnings("ignore:The model loaded but was not compiled")
+def test_keras_file_fuzzer(saved, tmp_path):
+    """The same archive-level mutations of the model saved as a Keras 3 ``.keras`` file."""
+    torch.set_num_threads(1)
+    path, _, _, x, expected = saved
+    model = rnnkit.load_model(path)
+    model.save(tmp_path / "model.keras")
+    with zipfile.ZipFile(tmp_path / "model.keras") as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    members["metadata.json"] = b'{"keras_version": "3.15.1", "date_saved": "2020-01-01@00:00:00"}'
+    data = _zip(members)
+    named = list(_archive_cases(data, members, "model.weights.h5"))
+    assert _fuzz("Keras .keras file", named, tmp_path / "case.keras", x, expected) >= 1000
 
 
 def test_the_original_loads_identically(saved):
@@ -348,9 +376,9 @@ def test_safe_mode_refuses_serialized_code(saved, tmp_path):
         "name": "evil", "function": {"class_name": "__lambda__", "config": {"code": "4wEAAAAAAAAA"}}}})
     path = tmp_path / "lambda.rnnkit"
     path.write_bytes(_zip({**members, "config.json": json.dumps(config).encode()}))
-    with pytest.raises(ModelFileError, match="serialized Python bytecode; it is refused in safe_mode"):
+    with pytest.raises(ModelFileError, match=r"bytecode, which safe_mode=True \(the default\) refuses"):
         rnnkit.load_model(path)
-    with pytest.raises(ModelFileError, match="rnnkit never runs code from a file"):
+    with pytest.raises(ModelFileError, match="rnnkit runs no code from a file, even with safe_mode=False"):
         rnnkit.load_model(path, safe_mode=False)
 
 
@@ -408,3 +436,22 @@ def test_keras_files_get_the_same_checks(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(ModelFileError, match="not a regular file"):
         rnnkit.load_model(fifo)
+
+
+def test_load_weights_checks_the_file_against_the_model(tmp_path):
+    model = rnnkit.Sequential([Input((None, 3)), LSTM(4), Dense(2)])
+    model.save_weights(tmp_path / "w.safetensors")
+    model.save_weights(tmp_path / "w.weights.h5")
+    other = rnnkit.Sequential([Input((None, 3)), LSTM(5), Dense(2)])
+    with pytest.raises(ModelFileError, match="shape"):
+        other.load_weights(tmp_path / "w.safetensors")
+    with pytest.raises(ModelFileError, match="shape"):
+        other.load_weights(tmp_path / "w.weights.h5")
+    data = (tmp_path / "w.safetensors").read_bytes()
+    for i, damaged in enumerate([data[:40], data[:-4], b"\xff" * 8 + data[8:], bytes(100)]):
+        (tmp_path / f"bad{i}.safetensors").write_bytes(damaged)
+        with pytest.raises(ModelFileError, match=f"bad{i}.safetensors"):
+            model.load_weights(tmp_path / f"bad{i}.safetensors")
+    (tmp_path / "bad.weights.h5").write_bytes((tmp_path / "w.weights.h5").read_bytes()[:500])
+    with pytest.raises(ModelFileError, match="bad.weights.h5"):
+        model.load_weights(tmp_path / "bad.weights.h5")

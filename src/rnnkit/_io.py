@@ -128,7 +128,7 @@ def open_zip(path, what):
     with open_regular(path) as f:
         try:
             zf = zipfile.ZipFile(f)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        except Exception as exc:  # zipfile's parser raises BadZipFile, EOFError, NotImplementedError, ...
             raise ModelFileError(f"'{path}' is not a readable {what} (truncated or not a zip archive: "
                                  f"{exc}).") from None
         with zf:
@@ -175,14 +175,12 @@ def read_member(zf, name, path, limit=None):
         raise ModelFileError(f"'{path}': member {name} would inflate {info.compress_size:,} bytes to "
                              f"{info.file_size:,} (more than {MAX_INFLATION}:1), which no saved model does; "
                              "refused as a zip bomb.")
-    try:
-        with open_member(zf, name, path) as member:
+    with open_member(zf, name, path) as member:
+        try:
             data = member.read(info.file_size + 1)
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
-            RuntimeError) as exc:
-        if isinstance(exc, ModelFileError):
-            raise
-        raise ModelFileError(f"'{path}': member {name} is corrupt ({exc}).") from None
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError,
+                RuntimeError) as exc:
+            raise ModelFileError(f"'{path}': member {name} is corrupt ({exc}).") from None
     if len(data) != info.file_size:
         raise ModelFileError(f"'{path}': member {name} inflates to {len(data):,} bytes, not the "
                              f"{info.file_size:,} it declares.")
@@ -190,11 +188,11 @@ def read_member(zf, name, path, limit=None):
 
 
 def read_json(data, path, name):
-    """Parse JSON text (NaN and Infinity refused, nesting bounded) into a dict."""
-    def no_constant(token):
-        raise ValueError(f"{token} is not a JSON number")
+    """Parse JSON text into a dict; nesting too deep for Python is an error, not a crash. (NaN and
+    Infinity are read as Python does: rnnkit writes them for such values in metadata; the layers
+    check their own arguments.)"""
     try:
-        value = json.loads(data.decode("utf-8"), parse_constant=no_constant)
+        value = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise ModelFileError(f"'{path}': {name} is not valid JSON ({str(exc)[:200]}).") from None
     if not isinstance(value, dict):

@@ -306,7 +306,7 @@ def save_weights_h5(model, filepath):
 def load_weights_h5(model, filepath):
     with open_regular(filepath) as f:
         data = f.read()
-    if _is_keras2_h5(data):
+    if _is_keras2_h5(data, filepath):
         return _assign_values(model, _keras2_values(model, data, filepath))
     _assign_values(model, _h5_values(model, data, filepath))
 
@@ -350,31 +350,32 @@ def save_keras(model, filepath):
 
 
 _CONFIG_LIMIT = 16 << 20
-_MAX_OBJECTS = 20_000  # class_name entries in one config: far more than any model, few enough to build fast
+_MAX_LAYERS = 256  # layers in one config: more than RNN models have; building 256 takes about a second
 
 
 def check_safe_mode(config, filepath, safe_mode=True):
     """Keras's ``safe_mode``: a config that carries Python code (Keras's serialized ``lambda``, class
-    ``__lambda__``) is refused; so is a config with an absurd number of objects. rnnkit never runs
-    code from a file, so with ``safe_mode=False`` such a config is still refused, saying how to
-    pass the function instead."""
-    stack, objects = [config], 0
+    ``__lambda__``) is refused. rnnkit never runs code from a file, so with ``safe_mode=False`` such
+    a config is still refused, saying how to pass the function instead. A config of more than
+    ``_MAX_LAYERS`` layers is refused too (loading it would take minutes)."""
+    stack, layers = [config], 0
     while stack:
         node = stack.pop()
         if isinstance(node, dict):
             if node.get("class_name") == "__lambda__":
-                why = ("it is refused in safe_mode (the default); rnnkit also never runs code from a file, so"
-                       if safe_mode else "rnnkit never runs code from a file:")
+                refused = ("which safe_mode=True (the default) refuses; rnnkit runs no code from a file, not even "
+                           "with safe_mode=False" if safe_mode else
+                           "and rnnkit runs no code from a file, even with safe_mode=False")
                 raise ModelFileError(f"'{filepath}' holds a Lambda layer whose function is serialized Python "
-                                     f"bytecode; {why} pass the function as custom_objects={{'name': fn}} to a "
-                                     "model saved with a named, registered function.")
-            objects += "class_name" in node
+                                     f"bytecode, {refused}: save the model with a named function and pass it as "
+                                     "custom_objects={'name': fn} when loading.")
+            layers += "class_name" in node and isinstance(node.get("config"), dict) and "name" in node["config"]
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    if objects > _MAX_OBJECTS:
-        raise ModelFileError(f"'{filepath}': the config describes {objects:,} objects, more than the "
-                             f"{_MAX_OBJECTS:,} rnnkit loads; the file is damaged or crafted.")
+    if layers > _MAX_LAYERS:
+        raise ModelFileError(f"'{filepath}': the config describes {layers:,} layers, more than the "
+                             f"{_MAX_LAYERS} rnnkit loads; the file is damaged or crafted.")
 
 
 def dry_build(build, filepath):
@@ -436,11 +437,14 @@ def _compile_from_keras(model, config):
 
 
 # ----- Keras 2 .h5 models ------------------------------------------------------------------------------
-def _is_keras2_h5(data):
+def _is_keras2_h5(data, filepath="the file"):
     if not data.startswith(b"\x89HDF\r\n\x1a\n"):
         return False
-    with h5py.File(io.BytesIO(data), "r") as f:
-        return "layer_names" in f.attrs or "model_weights" in f
+    with _h5_file(data, filepath) as f:
+        try:
+            return "layer_names" in f.attrs or "model_weights" in f
+        except Exception as exc:  # HDF5 errors in a damaged file
+            raise ModelFileError(f"'{filepath}' is not a readable HDF5 weights file ({exc}).") from None
 
 
 def _keras2_layer(spec):
