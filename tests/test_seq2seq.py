@@ -34,8 +34,8 @@ def random_sources(n=12, seed=0, low=4, high=9):
 
 
 # ----- decoding -----------------------------------------------------------------------------------
-@pytest.mark.parametrize("attention,cell,bidirectional,layers", [(None, "lstm", False, 1), ("general", "lstm", False, 1),
-                                                                 ("additive", "gru", True, 2), ("dot", "gru", False, 1)])
+@pytest.mark.parametrize("attention,cell,bidirectional,layers", [
+    (None, "lstm", False, 1), ("general", "lstm", False, 1), ("additive", "gru", True, 2), ("dot", "gru", False, 1)])
 def test_beam_of_one_is_greedy(attention, cell, bidirectional, layers):
     model = random_model(attention, cell, bidirectional=bidirectional, layers=layers)
     encoder, decoder = s2s.inference_models(model)
@@ -295,7 +295,8 @@ def test_command_trains_predicts_and_rejects_bad_input(tmp_path, capsys):
     pairs.write_text("".join(f"{w}\t{w[::-1]}\n" for w in words), encoding="utf-8")
     assert cli.main(["seq2seq", "train", "--data", str(pairs), "--epochs", "1", "--units", "8", "--model", "lstm-dot",
                      "--beam-size", "2", "--out", str(out), "--verbose", "0", "--threads", "1"]) == 0
-    assert {"report.json", "model.rnnkit", "curves.png", "attention.png", "samples.txt"} <= {p.name for p in out.iterdir()}
+    written = {p.name for p in out.iterdir()}
+    assert {"report.json", "model.rnnkit", "curves.png", "attention.png", "samples.txt"} <= written
     capsys.readouterr()
     report = json.loads((out / "report.json").read_text())
     assert report["split_sizes"]["train"] == 64 and "lstm-dot" in report["models"]

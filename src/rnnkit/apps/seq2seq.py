@@ -146,8 +146,8 @@ def resolve_kinds(value):
             continue
         name = ALIASES.get(name, name)
         if name not in KINDS:
-            raise UsageError(f"unknown model '{name}'.{common.did_you_mean(name, list(KINDS) + list(ALIASES) + ['all'])}"
-                             f" Choose from {', '.join(KINDS)}, lstm-attention or all.")
+            hint = common.did_you_mean(name, list(KINDS) + list(ALIASES) + ["all"])
+            raise UsageError(f"unknown model '{name}'.{hint} Choose from {', '.join(KINDS)}, lstm-attention or all.")
         if name not in names:
             names.append(name)
     if not names:
@@ -396,7 +396,6 @@ def save_attention_png(examples, path, src_vocab, tgt_vocab, title):
 
 
 def _train(args):
-    import rnnkit
     from .. import seq2seq as s2s
 
     threads = common.apply_threads(args)

@@ -74,12 +74,24 @@ class Sequential(Model):
         return layer
 
     def _set_graph(self):
-        if len(self._chain) < 2:
-            self._graph, self.built = None, False
-            return
-        self._inputs_struct, self._outputs_struct = self._chain[0], self._chain[-1]
-        self._graph = Graph([self._chain[0]], [self._chain[-1]])
-        self.built = True
+        """The chain changed: the graph is made again when next needed (adding n layers one by one
+        stays linear in n)."""
+        self._graph_stale = True
+        self.built = len(self._chain) >= 2
+        if self.built:
+            self._inputs_struct, self._outputs_struct = self._chain[0], self._chain[-1]
+
+    @property
+    def _graph(self):
+        if self.__dict__.get("_graph_stale"):
+            self.__dict__["_graph_stale"] = False
+            chain = self.__dict__.get("_chain", [])
+            self.__dict__["_graph_cache"] = Graph([chain[0]], [chain[-1]]) if len(chain) >= 2 else None
+        return self.__dict__.get("_graph_cache")
+
+    @_graph.setter
+    def _graph(self, value):
+        self.__dict__["_graph_cache"], self.__dict__["_graph_stale"] = value, False
 
     def build(self, input_shape=None):
         """Build every layer for ``input_shape`` (with None for the batch and unknown sizes)."""
