@@ -309,3 +309,28 @@ def test_regularizers_activity_penalties_and_constraints_train_as_keras():
     for mine, theirs in zip(r_model.get_weights(), k_model.get_weights()):
         np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)
     assert np.linalg.norm(r_model.get_weights()[0], axis=0).max() <= 0.5 + 1e-6
+
+
+@pytest.mark.parametrize("weighting", ["sample_weight", "class_weight"])
+def test_sample_and_class_weights_train_as_keras(weighting):
+    keras = pytest.importorskip("keras")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 5, 3)).astype("float32")
+    y = np.eye(3, dtype="float32")[rng.integers(0, 3, 24)]
+    sw = rng.uniform(0.1, 2, 24).astype("float32")
+    extra = {"sample_weight": sw} if weighting == "sample_weight" else {"class_weight": {0: 1.0, 1: 3.0, 2: 0.5}}
+    results, start = [], None
+    for lib in (keras, rnnkit):
+        model = lib.Sequential([lib.Input((5, 3)), lib.layers.GRU(4), lib.layers.Dense(3, activation="softmax")])
+        start = model.get_weights() if start is None else start
+        model.set_weights(start)
+        model.compile(optimizer=lib.optimizers.SGD(0.1), loss="categorical_crossentropy", metrics=["accuracy"])
+        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0,
+                            validation_data=(x[:8], y[:8], sw[:8]), **extra).history
+        results.append((history, model.evaluate(x, y, sample_weight=sw, verbose=0), model.get_weights()))
+    (k_hist, k_eval, k_weights), (r_hist, r_eval, r_weights) = results
+    for key in k_hist:
+        np.testing.assert_allclose(r_hist[key], k_hist[key], rtol=1e-5)
+    np.testing.assert_allclose(r_eval, k_eval, rtol=1e-5)
+    for mine, theirs in zip(r_weights, k_weights):
+        np.testing.assert_allclose(mine, theirs, rtol=1e-5, atol=1e-6)

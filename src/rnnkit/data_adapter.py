@@ -118,14 +118,17 @@ def to_tensor(x, name="x"):
 
 
 class ArrayBatches:
-    """Re-iterable batches over in-memory arrays; reshuffled on every pass when asked."""
+    """Re-iterable ``(x, y, sample_weight)`` batches over in-memory arrays; reshuffled on every pass when asked."""
 
     def __init__(self, x, y=None, batch_size=32, shuffle=False, sample_weight=None):
         self.x = to_tensors(x, "x")
         self.y = None if y is None else to_tensors(y, "y")
+        self.w = None if sample_weight is None else to_tensor(sample_weight, "sample_weight").float()
         sizes = {f"x{_path(i, x)}": len(t) for i, t in enumerate(flatten(self.x))}
         if self.y is not None:
             sizes.update({f"y{_path(i, y)}": len(t) for i, t in enumerate(flatten(self.y))})
+        if self.w is not None:
+            sizes["sample_weight"] = len(self.w)
         if len(set(sizes.values())) > 1:
             raise ValueError("The arrays have different numbers of samples: "
                              + ", ".join(f"{k}: {v}" for k, v in sizes.items()) + ". Give every array one "
@@ -147,7 +150,8 @@ class ArrayBatches:
                 idx = slice(start, start + self.batch_size)
             else:
                 idx = order[start:start + self.batch_size]
-            yield (_take(self.x, idx), None if self.y is None else _take(self.y, idx))
+            yield (_take(self.x, idx), None if self.y is None else _take(self.y, idx),
+                   None if self.w is None else self.w[idx])
 
 
 def _take(data, idx):
@@ -165,7 +169,7 @@ def _path(i, structure):
 
 
 class IterableBatches:
-    """Batches from a dataset or generator that already yields ``(x, y)`` or ``x``."""
+    """Batches from a dataset or generator that already yields ``(x, y)``, ``(x, y, sample_weight)`` or ``x``."""
 
     def __init__(self, data, steps=None):
         self.data = data
@@ -189,26 +193,29 @@ class IterableBatches:
                 batch = (batch, None)
             x = to_tensors(batch[0], "x")
             y = to_tensors(batch[1], "y") if len(batch) > 1 and batch[1] is not None else None
-            yield x, y
+            w = to_tensor(batch[2], "sample_weight").float() if len(batch) > 2 and batch[2] is not None else None
+            yield x, y, w
             if self.steps is not None and i + 1 >= self.steps:
                 break
 
 
-def batches(x, y=None, batch_size=None, shuffle=False, steps=None, default_batch_size=32):
-    """Pick the adapter for ``x``."""
+def batches(x, y=None, batch_size=None, shuffle=False, steps=None, default_batch_size=32, sample_weight=None):
+    """Pick the adapter for ``x``; both yield ``(x, y, sample_weight)`` (None where absent)."""
     if x is None:
         raise ValueError("No data given: pass x (and y), or a dataset of (x, y) batches.")
     check_count(batch_size, "batch_size")
     check_count(steps, "steps")
     if is_array(x):
-        return ArrayBatches(x, y, batch_size or default_batch_size, shuffle)
-    if y is not None:
-        raise ValueError("When x is a dataset or generator it must yield (x, y) batches itself; do not pass y.")
+        return ArrayBatches(x, y, batch_size or default_batch_size, shuffle, sample_weight)
+    if y is not None or sample_weight is not None:
+        raise ValueError("When x is a dataset or generator it must yield (x, y) or (x, y, sample_weight) batches "
+                         "itself; do not pass y or sample_weight.")
     return IterableBatches(x, steps)
 
 
-def split_validation(x, y, validation_split):
-    """Keras's validation_split: the last fraction of the arrays, taken before shuffling."""
+def split_validation(x, y, validation_split, sample_weight=None):
+    """Keras's validation_split: the last fraction of the arrays (and sample weights), taken before
+    shuffling: ``(x, y, w), (x_val, y_val, w_val)``."""
     if not is_array(x):
         raise ValueError("validation_split works only with array inputs; pass validation_data for datasets.")
     if not 0 < validation_split < 1:
@@ -226,4 +233,6 @@ def split_validation(x, y, validation_split):
             return map_structure(lambda t: t[idx] if _is_leaf_array(t) else t, data)
         return data[idx]
 
-    return (part(x, slice(None, cut)), part(y, slice(None, cut))), (part(x, slice(cut, None)), part(y, slice(cut, None)))
+    head, tail = slice(None, cut), slice(cut, None)
+    return ((part(x, head), part(y, head), part(sample_weight, head)),
+            (part(x, tail), part(y, tail), part(sample_weight, tail)))

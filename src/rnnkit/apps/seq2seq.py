@@ -399,6 +399,7 @@ def _train(args):
     from .. import seq2seq as s2s
 
     threads = common.apply_threads(args)
+    resolve_kinds(args.model or "lstm")  # a bad --model fails before any data is fetched
     task, data, level = _load_data(args)
     defaults = DEFAULTS[task]
     kinds = resolve_kinds(args.model or defaults["model"])

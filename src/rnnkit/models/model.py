@@ -12,6 +12,7 @@ import math
 import time
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -349,7 +350,7 @@ class Model(Layer):
             return [y_pred[k] for k in names]
         return list(y_pred) if isinstance(y_pred, (list, tuple)) else [y_pred]
 
-    def _total_loss(self, y, y_pred):
+    def _total_loss(self, y, y_pred, sample_weight=None):
         """The weighted sum of the outputs' losses, with the per-output parts for the logs."""
         preds = self._flat_predictions(y_pred)
         ys = self._flat_targets(y, len(preds))
@@ -359,8 +360,12 @@ class Model(Layer):
             if loss_fn is None:
                 parts.append(None)
                 continue
-            mask = _output_mask(pred)
-            value = loss_fn(target, pred.float(), sample_weight=self._mask_weights(mask, loss_fn))
+            weights = self._mask_weights(_output_mask(pred), loss_fn)
+            if sample_weight is not None:
+                per_sample = sample_weight.reshape(-1, *([1] * (weights.dim() - 1))) if weights is not None \
+                    else sample_weight
+                weights = per_sample if weights is None else weights * per_sample
+            value = loss_fn(target, pred.float(), sample_weight=weights)
             parts.append(value)
             total = value * weight if total is None else total + value * weight
         if total is None:
@@ -412,23 +417,25 @@ class Model(Layer):
             metric.reset_state()
 
     # ----- one batch ---------------------------------------------------------------------------
-    def train_on_batch(self, x, y):
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None):
         """One optimizer step on one batch; returns the loss (and metric values) of that batch."""
         self._require_compiled("train_on_batch")
+        w = _sample_weights(y, sample_weight, class_weight)
         x, y = data_adapter.to_tensors(x, "x"), data_adapter.to_tensors(y, "y")
         self._prepare(x)
         self._reset_metrics()
-        logs = self._train_step(data_adapter.to_device(x, self.device), data_adapter.to_device(y, self.device))
+        logs = self._train_step(data_adapter.to_device(x, self.device), data_adapter.to_device(y, self.device),
+                                None if w is None else torch.as_tensor(w).to(self.device))
         return _logs_to_return(logs)
 
-    def _train_step(self, x, y):
+    def _train_step(self, x, y, sample_weight=None):
         if not self.training:
             self.train()
         self.optimizer.zero_grad()
         self._clear_added_losses()
         with self._autocast():
             y_pred = self(x, training=True)
-        loss, parts, ys, preds = self._total_loss(y, y_pred)
+        loss, parts, ys, preds = self._total_loss(y, y_pred, sample_weight)
         loss.backward()
         # The step's one host sync (like loss.item() in a torch loop), after the backward pass
         # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
@@ -446,10 +453,11 @@ class Model(Layer):
                     weight.copy_(constraint(weight))
         return self._update_metrics(ys, preds, value, parts, len(data_adapter.first_leaf(x)))
 
-    def test_on_batch(self, x, y):
+    def test_on_batch(self, x, y, sample_weight=None):
         self._require_compiled("test_on_batch")
         self._reset_metrics()
-        batch = [(data_adapter.to_tensors(x), data_adapter.to_tensors(y))]
+        w = None if sample_weight is None else data_adapter.to_tensor(sample_weight, "sample_weight").float()
+        batch = [(data_adapter.to_tensors(x), data_adapter.to_tensors(y), w)]
         return _logs_to_return(self._evaluate_batches(batch))
 
     def predict_on_batch(self, x):
@@ -458,8 +466,13 @@ class Model(Layer):
     # ----- fit / evaluate / predict ------------------------------------------------------------
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
-            steps_per_epoch=None, validation_steps=None, validation_batch_size=None):
+            steps_per_epoch=None, validation_steps=None, validation_batch_size=None, sample_weight=None,
+            class_weight=None):
         """Train for ``epochs`` passes over the data; returns a ``History``.
+
+        ``sample_weight`` (one weight per sample) and ``class_weight`` (``{class: weight}``, read from
+        integer, one-hot or binary targets) weigh each sample's loss, as in Keras; the metrics stay
+        unweighted (Keras's ``metrics``). ``validation_data`` may carry weights as ``(x, y, w)``.
 
         A non-finite loss never reaches the weights: that step's update is skipped and training
         stops. With a callback that stops training on it (``callbacks.TerminateOnNaN``, as Keras)
@@ -471,9 +484,12 @@ class Model(Layer):
         for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
                             ("validation_steps", validation_steps), ("validation_batch_size", validation_batch_size)):
             data_adapter.check_count(value, name)
+        sample_weight = _sample_weights(y, sample_weight, class_weight)
         if validation_split and validation_data is None:
-            (x, y), validation_data = data_adapter.split_validation(x, y, validation_split)
-        train = data_adapter.batches(x, y, batch_size, shuffle=shuffle, steps=steps_per_epoch)
+            (x, y, sample_weight), validation_data = data_adapter.split_validation(x, y, validation_split,
+                                                                                 sample_weight)
+        train = data_adapter.batches(x, y, batch_size, shuffle=shuffle, steps=steps_per_epoch,
+                                     sample_weight=sample_weight)
         val = None
         if validation_data is not None:
             val = _validation_batches(validation_data, validation_batch_size or batch_size, validation_steps)
@@ -493,7 +509,7 @@ class Model(Layer):
             bar = Progbar(len(train), verbose=1 if verbose == 1 else 0)
             started = time.perf_counter()
             logs, step = {}, 0
-            for step, (xb, yb) in enumerate(train, start=1):
+            for step, (xb, yb, wb) in enumerate(train, start=1):
                 if yb is None:
                     raise ValueError("fit() needs targets: pass y, or a dataset that yields (x, y) batches.")
                 if step == 1:
@@ -501,7 +517,8 @@ class Model(Layer):
                 callback_list.on_train_batch_begin(step - 1, {})
                 try:
                     logs = self._train_step(data_adapter.to_device(xb, self.device, non_blocking=True),
-                                            data_adapter.to_device(yb, self.device, non_blocking=True))
+                                            data_adapter.to_device(yb, self.device, non_blocking=True),
+                                            None if wb is None else wb.to(self.device, non_blocking=True))
                 except FloatingPointError as exc:  # a non-finite loss; the weights were not updated
                     logs = {"loss": getattr(exc, "loss", math.nan)}
                     callback_list.on_train_batch_end(step - 1, logs)
@@ -534,10 +551,11 @@ class Model(Layer):
         self.history = history
         return history
 
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", steps=None, return_dict=False):
-        """Loss and metrics on the data (no weight updates)."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", steps=None, return_dict=False,
+                 sample_weight=None):
+        """Loss and metrics on the data (no weight updates); ``sample_weight`` weighs the loss as in ``fit``."""
         self._require_compiled("evaluate")
-        data = data_adapter.batches(x, y, batch_size, shuffle=False, steps=steps)
+        data = data_adapter.batches(x, y, batch_size, shuffle=False, steps=steps, sample_weight=sample_weight)
         self._reset_metrics()
         logs = self._evaluate_batches(data)
         _warn_if_not_finite(logs.get("loss"), "evaluate(): the loss")
@@ -549,14 +567,14 @@ class Model(Layer):
         self.eval()
         logs = {}
         with torch.inference_mode(), self._autocast():
-            for xb, yb in data:
+            for xb, yb, wb in data:
                 if yb is None:
                     raise ValueError("evaluate() needs targets: pass y, or a dataset that yields (x, y).")
                 self._prepare(xb)
                 xb, yb = data_adapter.to_device(xb, self.device), data_adapter.to_device(yb, self.device)
                 self._clear_added_losses()
                 y_pred = self(xb, training=False)
-                loss, parts, ys, preds = self._total_loss(yb, y_pred)
+                loss, parts, ys, preds = self._total_loss(yb, y_pred, None if wb is None else wb.to(self.device))
                 logs = self._update_metrics(ys, preds, float(loss), parts, len(data_adapter.first_leaf(xb)))
         if not logs:
             raise ValueError("The evaluation data yielded no batches.")
@@ -569,7 +587,7 @@ class Model(Layer):
         data = data_adapter.batches(x, None, batch_size, shuffle=False, steps=steps, default_batch_size=256)
         bar = Progbar(len(data), verbose=1 if verbose in (1, "auto") else 0)
         outputs = []
-        for i, (xb, _) in enumerate(data, start=1):
+        for i, (xb, _, _) in enumerate(data, start=1):
             outputs.append(map_structure(lambda t: t.cpu(), self._predict_tensor(xb)))
             bar.update(i)
         if not outputs:
@@ -716,12 +734,37 @@ def _warn_if_not_finite(value, what):
 
 
 def _validation_batches(validation_data, batch_size, steps):
-    """``(x, y)`` or ``[x, y]`` of arrays (as Keras takes them), else a dataset of batches."""
+    """``(x, y[, sample_weight])`` or ``[x, y]`` of arrays (as Keras takes them), else a dataset of batches."""
     pair = isinstance(validation_data, tuple) or isinstance(validation_data, list) and not isinstance(
         validation_data[0], tuple)
     if pair and len(validation_data) in (2, 3) and data_adapter.is_array(validation_data[0]):
-        return data_adapter.batches(validation_data[0], validation_data[1], batch_size, shuffle=False)
+        weights = validation_data[2] if len(validation_data) == 3 else None
+        return data_adapter.batches(validation_data[0], validation_data[1], batch_size, shuffle=False,
+                                    sample_weight=weights)
     return data_adapter.batches(validation_data, None, batch_size, shuffle=False, steps=steps)
+
+
+def _sample_weights(y, sample_weight, class_weight):
+    """Per-sample loss weights from ``sample_weight`` and ``class_weight`` (their product), or None.
+    Classes are read from integer labels, one-hot rows (argmax) or binary targets (rounded)."""
+    if class_weight is None:
+        return sample_weight
+    if not isinstance(class_weight, dict):
+        raise ValueError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}.")
+    if y is None or not data_adapter.is_array(y) or isinstance(y, (dict, list, tuple)) and not hasattr(y, "shape"):
+        raise ValueError("class_weight needs the targets as one array (y=...); for several outputs or a dataset, "
+                         "pass sample_weight instead.")
+    labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)
+    if labels.ndim >= 2 and labels.shape[-1] > 1:
+        labels = labels.argmax(-1)
+    labels = np.rint(labels.reshape(len(labels), -1)[:, 0]).astype(int)
+    missing = sorted(set(labels.tolist()) - set(class_weight))
+    if missing:
+        raise ValueError(f"class_weight has no weight for class {missing[0]}; give one for every class in y.")
+    weights = np.array([class_weight[c] for c in labels], dtype=np.float32)
+    if sample_weight is not None:
+        weights = weights * np.asarray(sample_weight, dtype=np.float32).reshape(len(weights))
+    return weights
 
 
 def _dummy_batch(shapes, dtypes):
