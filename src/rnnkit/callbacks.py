@@ -8,13 +8,22 @@ checkpoint file names show them 1-based.
 """
 
 import collections.abc
+import contextlib
 import csv
+import io
+import json
 import math
 import operator
 import os
+import random
+import shutil
 import warnings
 
 import numpy as np
+import torch
+
+from . import saving
+from ._io import atomic_write_bytes
 
 HOOKS = (
     "on_train_begin",
@@ -602,3 +611,79 @@ class LambdaCallback(Callback):
         for hook, fn in hooks.items():
             if fn is not None:
                 setattr(self, hook, fn)
+
+
+class BackupAndRestore(Callback):
+    """Resume a killed ``fit`` where it stopped, as Keras's ``BackupAndRestore``.
+
+    At the end of every epoch the weights, the optimizer state, the epoch and the random
+    number generators' states (torch, NumPy, Python: they decide the shuffle order and the
+    dropout masks) are written to ``backup_dir``, each file atomically and a small
+    ``state.json`` last, which names the files of the last complete epoch. When the same
+    ``fit`` call runs again with this callback, it starts from the epoch after the one
+    backed up, with everything as it was: on the CPU with a fixed seed the final weights
+    equal those of an uninterrupted run, bit for bit. A ``fit`` that ends normally deletes
+    the backup (``delete_checkpoint=False`` keeps it).
+
+    Arguments:
+        backup_dir: the folder for the backup (created if needed).
+        save_freq: "epoch" (the only choice: a backup at the end of every epoch).
+        delete_checkpoint: delete the backup when training ends normally.
+
+        model.fit(x, y, epochs=50, callbacks=[rnnkit.callbacks.BackupAndRestore("runs/backup")])
+    """
+
+    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+        super().__init__()
+        if save_freq != "epoch":
+            raise ValueError(f"BackupAndRestore saves at the end of every epoch; save_freq={save_freq!r} is not "
+                             "supported (use 'epoch').")
+        self.backup_dir = os.fspath(backup_dir)
+        self.delete_checkpoint = delete_checkpoint
+
+    def _path(self, name):
+        return os.path.join(self.backup_dir, name)
+
+    def on_train_begin(self, logs=None):
+        state_file = self._path("state.json")
+        if not os.path.exists(state_file):
+            return
+        try:
+            with open(state_file, encoding="utf-8") as f:
+                state = json.load(f)
+            epoch = int(state["epoch"])
+            saving.load_weights(self.model, self._path(state["weights"]))
+            optimizer_state = torch.load(self._path(state["optimizer"]), weights_only=True)
+        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
+            raise ValueError(f"The backup in '{self.backup_dir}' cannot be restored ({exc}); delete the folder to "
+                             "start training afresh.") from None
+        self.model.optimizer.load_state_dict(optimizer_state)
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        np.random.set_state(tuple(state["numpy_rng"][:1]) + (np.array(state["numpy_rng"][1], dtype=np.uint32),)
+                            + tuple(state["numpy_rng"][2:]))
+        python_state = state["python_rng"]
+        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
+        self.model._resume_epoch = epoch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        os.makedirs(self.backup_dir, exist_ok=True)
+        weights, optimizer_file = f"weights-{epoch}.safetensors", f"optimizer-{epoch}.pt"
+        saving.save_weights(self.model, self._path(weights))
+        buffer = io.BytesIO()
+        torch.save(self.model.optimizer.state_dict(), buffer)
+        atomic_write_bytes(self._path(optimizer_file), buffer.getvalue())
+        numpy_state = np.random.get_state()
+        python_state = random.getstate()
+        state = {"epoch": epoch, "weights": weights, "optimizer": optimizer_file,
+                 "torch_rng": torch.get_rng_state().tolist(),
+                 "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
+                 "python_rng": [python_state[0], list(python_state[1]), python_state[2]]}
+        atomic_write_bytes(self._path("state.json"), json.dumps(state).encode("utf-8"))
+        for name in os.listdir(self.backup_dir):  # earlier epochs' files, now that state.json names these
+            if name.startswith(("weights-", "optimizer-")) and name not in (weights, optimizer_file):
+                with contextlib.suppress(OSError):
+                    os.remove(self._path(name))
+
+    def on_train_end(self, logs=None):
+        if self.delete_checkpoint and not getattr(self.model, "_fit_failed", False):
+            shutil.rmtree(self.backup_dir, ignore_errors=True)

@@ -142,6 +142,10 @@ class ArrayBatches:
     def __len__(self):
         return math.ceil(self.n / self.batch_size)
 
+    def first(self, count):
+        """The first ``count`` samples of x, drawing no random numbers (to build a model before training)."""
+        return _take(self.x, slice(0, count))
+
     def __iter__(self):
         n = self.n
         order = torch.randperm(n) if self.shuffle else None

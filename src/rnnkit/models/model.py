@@ -499,7 +499,11 @@ class Model(Layer):
         callback_list.set_model(self)
         callback_list.set_params({"epochs": epochs, "steps": len(train), "verbose": verbose})
         self.stop_training = False
+        self._fit_failed = False
+        if isinstance(train, data_adapter.ArrayBatches):  # built before the callbacks start (BackupAndRestore
+            self._prepare(train.first(1))                 # restores weights and optimizer state into it)
         callback_list.on_train_begin({})
+        initial_epoch = max(initial_epoch, self.__dict__.pop("_resume_epoch", 0))
         watch = _LossWatch()
         for epoch in range(initial_epoch, epochs):
             self._reset_metrics()
@@ -523,6 +527,7 @@ class Model(Layer):
                     logs = {"loss": getattr(exc, "loss", math.nan)}
                     callback_list.on_train_batch_end(step - 1, logs)
                     if not self.stop_training:  # no TerminateOnNaN: end cleanly, then raise
+                        self._fit_failed = True
                         callback_list.on_train_end({})
                         self.history = exc.history = history
                         raise
