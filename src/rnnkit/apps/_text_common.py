@@ -5,8 +5,6 @@ reading the texts to predict.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -14,14 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from . import UsageError
-from .._naming import suggest
+from ._common import (EXIT_USAGE, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
+                      nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
+                      threads, write_json)
+from ._common import apply_threads as _apply_thread_count
 
-EXIT_USAGE = 2
 CLASSIFIER_KINDS = ("simplernn", "lstm", "gru", "bilstm")
 
 
 # ----- arguments --------------------------------------------------------------------------------
-did_you_mean = suggest  # the package's one "did you mean" rule (rnnkit._naming)
 
 
 def resolve_models(value, kinds=CLASSIFIER_KINDS):
@@ -42,26 +41,6 @@ def resolve_models(value, kinds=CLASSIFIER_KINDS):
     if not names:
         raise UsageError(f"--model is empty; choose from {', '.join(kinds)} or all.")
     return names
-
-
-def _argument_type(convert, accept, expected):
-    """An argparse ``type=``: ``convert`` the text, then insist on ``accept(value)``."""
-    def parse(text):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not accept(value):
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}")
-        return value
-
-    return parse
-
-
-positive_int = _argument_type(int, lambda v: v > 0, "a positive integer")
-positive_float = _argument_type(float, lambda v: v > 0 and math.isfinite(v), "a positive number")
-nonnegative_float = _argument_type(float, lambda v: v >= 0 and math.isfinite(v), "a number >= 0")
-dropout_rate = _argument_type(float, lambda v: 0 <= v < 1, "a dropout rate in [0, 1)")
 
 
 def run_standalone(module, name, argv=None):
@@ -290,25 +269,6 @@ def classification_metrics(y_true, probs, class_names):
             "confusion_matrix": cm.tolist()}
 
 
-def format_table(headers, rows):
-    """A plain-text table with aligned columns."""
-    cells = [[str(h) for h in headers]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-
-    def line(row):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-
-    rule = "  ".join("-" * w for w in widths)
-    return "\n".join([line(cells[0]), rule] + [line(r) for r in cells[1:]])
-
-
-def write_json(path, data):
-    """Write JSON atomically (temp file + rename)."""
-    from .._io import atomic_write_bytes
-
-    atomic_write_bytes(path, (json.dumps(data, indent=2) + "\n").encode("utf-8"))
-
-
 def prepare_out_dir(path):
     path = Path(path)
     if path.exists() and not path.is_dir():
@@ -402,16 +362,12 @@ def read_input_texts(texts, file=None, stdin=None):
 
 # ----- the shared train / predict flow of sentiment and classify --------------------------------
 def add_threads_argument(parser):
-    parser.add_argument("--threads", type=positive_int, default=None,
+    parser.add_argument("--threads", type=threads, default=None,
                         help="CPU threads for PyTorch (default: PyTorch's choice, usually one per core)")
 
 
 def apply_threads(args):
-    import torch
-
-    if getattr(args, "threads", None):
-        torch.set_num_threads(args.threads)
-    return torch.get_num_threads()
+    return _apply_thread_count(getattr(args, "threads", None))
 
 
 def add_classifier_train_arguments(parser, *, default_model, default_maxlen, default_epochs, default_out,
@@ -427,7 +383,8 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
     parser.add_argument("--out", default=default_out, help=f"output folder (default {default_out})")
     parser.add_argument("--maxlen", type=positive_int, default=default_maxlen,
                         help=f"tokens kept per text, the rest cut from the end (default {default_maxlen})")
-    parser.add_argument("--max-tokens", type=positive_int, default=default_max_tokens,
+    parser.add_argument("--max-tokens", type=bounded_int(3, 10_000_000, "a vocabulary size (padding, OOV, words)"),
+                        default=default_max_tokens,
                         help=f"vocabulary size including padding and OOV (default {default_max_tokens})")
     parser.add_argument("--min-count", type=positive_int, default=2,
                         help="keep words seen at least this often in training (default 2)")
@@ -459,7 +416,7 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
                              f"model.rnnkit uses them all (default {default_ensemble})")
     parser.add_argument("--patience", type=positive_int, default=default_patience,
                         help=f"epochs without a better validation loss before stopping (default {default_patience})")
-    parser.add_argument("--seed", type=int, default=0, help="data split and weight initialisation (default 0)")
+    parser.add_argument("--seed", type=seed, default=0, help="data split and weight initialisation (default 0)")
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="use only the first N texts of each split (quick runs)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bag-of-words baseline")
@@ -476,6 +433,13 @@ def add_classifier_predict_arguments(parser, task):
 
 
 def train_text_classifiers(args, *, task, splits, say=print):
+    """Train and compare the classifiers of ``args``; their files land in ``args.out`` only when the
+    whole run completes (see ``_common.output_folder``)."""
+    with output_folder(args.out) as out:
+        return _train_text_classifiers(args, out, task=task, splits=splits, say=say)
+
+
+def _train_text_classifiers(args, out, *, task, splits, say=print):
     """Train the requested models and the baseline on ``splits``; write models, plots and
     report.json into ``args.out``; return the report."""
     import rnnkit
@@ -484,7 +448,6 @@ def train_text_classifiers(args, *, task, splits, say=print):
     started_all = time.perf_counter()
     threads = apply_threads(args)
     kinds = resolve_models(args.model)
-    out = prepare_out_dir(args.out)
     corpus_sizes = splits.sizes()
     if args.limit:
         splits = splits.head(args.limit)
@@ -665,7 +628,8 @@ def train_text_classifiers(args, *, task, splits, say=print):
         say(f"truncation to {args.maxlen} tokens: the baseline's test accuracy is {full:.4f} on full texts and "
             f"{cut:.4f} on the first {args.maxlen} tokens ({(cut - full) * 100:+.2f} points)")
     write_json(out / "report.json", report)
-    say(f"\nwrote {out / 'report.json'}, {out / 'model.rnnkit'} (best: {best}) and plots in {out}")
+    final = Path(args.out)
+    say(f"\nwrote {final / 'report.json'}, {final / 'model.rnnkit'} (best: {best}) and plots in {final}")
     return report
 
 

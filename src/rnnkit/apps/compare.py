@@ -83,9 +83,9 @@ def add_arguments(subparsers):
     stocks.add_argument("--sectors", metavar="SECTORS.csv",
                         help="ticker,sector rows (needed with --data: they define the training pairs "
                              "and what counts as relevant)")
-    stocks.add_argument("--train-end", type=int, metavar="YEAR",
+    stocks.add_argument("--train-end", type=common.bounded_int(1800, 2200, "a year"), metavar="YEAR",
                         help="last year used for training (default 2014)")
-    stocks.add_argument("--test-start", type=int, metavar="YEAR",
+    stocks.add_argument("--test-start", type=common.bounded_int(1800, 2200, "a year"), metavar="YEAR",
                         help="first test year (default 2015); the test runs to the last year of the data")
     stocks.add_argument("--out", default="runs/compare-stocks", help="output folder (default runs/compare-stocks)")
     stocks.add_argument("--epochs", type=common.positive_int, default=20,
@@ -102,7 +102,7 @@ def add_arguments(subparsers):
                         help="softmax temperature of the contrastive loss (default 0.1)")
     stocks.add_argument("--learning-rate", type=common.positive_float, default=2e-3)
     stocks.add_argument("--plot-quarter", default=None, help="test quarter to plot (default: the last one)")
-    stocks.add_argument("--seed", type=int, default=0)
+    stocks.add_argument("--seed", type=common.seed, default=0)
     stocks.add_argument("--no-dtw", action="store_true", help="skip the DTW baseline")
     common.add_threads_argument(stocks)
     stocks.set_defaults(action=_train)
@@ -385,13 +385,18 @@ def save_similarity_png(path, learned, pearson, tickers, sectors, quarter):
 
 # ----- commands -------------------------------------------------------------------------------
 def _train(args):
+    """Train and evaluate; the files land in ``args.out`` when the run completes."""
+    with common.output_folder(args.out) as out:
+        return _train_into(args, out)
+
+
+def _train_into(args, out):
     import rnnkit
 
     from ..compare import siamese
 
     threads = common.apply_threads(args)
     started = time.perf_counter()
-    out = common.prepare_out_dir(args.out)
     universe, sectors = load_universe(args.data, args.sectors)
     returns, market, index = returns_and_market(universe)
     tickers = universe.tickers
@@ -525,7 +530,8 @@ def _train(args):
               "threads": threads, "seconds": timing, "total_seconds": round(time.perf_counter() - started, 1),
               "plot_quarter": quarter, "quarters_left_out_as_too_short": skipped}
     common.write_json(out / "report.json", report)
-    print(f"wrote {out / 'report.json'}, {out / 'similarity.png'}, {out / 'model.rnnkit'}")
+    final = Path(args.out)
+    print(f"wrote {final / 'report.json'}, {final / 'similarity.png'}, {final / 'model.rnnkit'}")
     return 0
 
 

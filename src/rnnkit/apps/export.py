@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import UsageError
+from . import UsageError, _common
 
 
 def add_arguments(subparsers):
@@ -27,7 +27,8 @@ def add_arguments(subparsers):
                         help="the model to export (.rnnkit, .keras or .h5)")
     parser.add_argument("--out", required=True, metavar="M.onnx", help="the ONNX file to write")
     parser.add_argument("--format", default="onnx", choices=["onnx"], help="the export format (onnx)")
-    parser.add_argument("--opset", type=int, default=None, help="ONNX opset (default 17)")
+    parser.add_argument("--opset", type=_common.bounded_int(17, 23, "an ONNX opset"), default=None,
+                        help="ONNX opset (default 17)")
     parser.add_argument("--masks", default="right_padding", choices=["right_padding", "any"],
                         help="right_padding (default): masked recurrent layers use ONNX's LSTM/GRU/RNN operators "
                              "with sequence_lens, for right-padded token ids (other masks fail at run time); "

@@ -43,6 +43,7 @@ from . import _text_common as common
 
 TASK = "generate"
 LN2 = math.log(2)
+MAX_SAMPLE_LENGTH = 1_000_000  # characters one `generate sample` may stream
 
 
 def add_arguments(subparsers):
@@ -70,10 +71,10 @@ def add_arguments(subparsers):
     train.add_argument("--learning-rate", type=common.positive_float, default=3e-3, help="(default 0.003)")
     train.add_argument("--val-chars", type=common.positive_int, default=100_000,
                        help="validation characters scored after each epoch (default 100000)")
-    train.add_argument("--sample-length", type=int, default=300,
+    train.add_argument("--sample-length", type=common.bounded_int(0, MAX_SAMPLE_LENGTH, "a length"), default=300,
                        help="characters sampled after each epoch, 0 for none (default 300)")
     train.add_argument("--prime", default=None, help="prime of the per-epoch samples (default: a speaker tag)")
-    train.add_argument("--seed", type=int, default=0, help="split, initialisation and batches (default 0)")
+    train.add_argument("--seed", type=common.seed, default=0, help="split, initialisation and batches (default 0)")
     train.add_argument("--limit-chars", type=common.positive_int, default=None,
                        help="use only the first N characters of each split (quick runs)")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
@@ -83,10 +84,11 @@ def add_arguments(subparsers):
     sample = actions.add_parser("sample", help="stream text from a trained model")
     sample.add_argument("--model-file", required=True, help="a model saved by `rnnkit generate train`")
     sample.add_argument("--prime", default="ROMEO:", help="text to start from (default 'ROMEO:')")
-    sample.add_argument("--length", type=int, default=500, help="characters to generate (default 500)")
+    sample.add_argument("--length", type=common.bounded_int(0, MAX_SAMPLE_LENGTH, "a length"), default=500,
+                        help=f"characters to generate (default 500, at most {MAX_SAMPLE_LENGTH:,})")
     sample.add_argument("--temperature", type=common.nonnegative_float, default=0.8,
                         help="softmax temperature; 0 = greedy (default 0.8)")
-    sample.add_argument("--seed", type=int, default=None, help="random seed (default: fresh, printed to stderr)")
+    sample.add_argument("--seed", type=common.seed, default=None, help="random seed (default: fresh, printed to stderr)")
     sample.set_defaults(action=_sample)
     common.add_subcommand_help(parser)
     return parser
@@ -360,6 +362,12 @@ class _Progress(Callback):
 
 
 def _train(args):
+    """Train the language model; its files land in ``args.out`` when the run completes."""
+    with common.output_folder(args.out) as out:
+        return _train_into(args, out)
+
+
+def _train_into(args, out):
     import rnnkit
     from rnnkit.text import TextVectorizer
 
@@ -367,7 +375,6 @@ def _train(args):
         args.epochs = 10
     epochs = args.epochs if args.epochs is not None else 1_000_000
     threads = common.apply_threads(args)
-    out = common.prepare_out_dir(args.out)
     corpus = _load_corpus(args)
     started_all = time.perf_counter()
     vectorizer = TextVectorizer(split="char", lower=False).adapt(corpus.train)
@@ -437,7 +444,7 @@ def _train(args):
     print(f"\nbest checkpoint: epoch {report.get('best_epoch')}; {report['train_chars']:,} training characters in "
           f"{train_seconds:.0f} s ({report['torch_threads']} threads)\n" + table)
     print(f"(nanoGPT's CPU shakespeare-char reference: 1.88 nats = {1.88 / LN2:.3f} bits/char)")
-    print(f"wrote {out / 'model.rnnkit'} and {out / 'report.json'}")
+    print(f"wrote {Path(args.out) / 'model.rnnkit'} and {Path(args.out) / 'report.json'}")
     return 0
 
 

@@ -33,7 +33,8 @@ for ``--patience`` epochs. The test set is then decoded greedily and with a beam
 Output folder (``--out``): ``report.json`` (data, split, sizes, settings, per-epoch curves,
 each model's metrics and timings, anchors, command), ``curves.png``, ``attention.png``
 (attention weights of a few test examples, for attention models), ``samples.txt`` (test
-inputs with outputs and references), ``model.rnnkit`` (vocabularies in its metadata).
+inputs with outputs and references), ``model.rnnkit`` (the model best on validation, its
+vocabularies and settings in its metadata) and ``model-KIND.rnnkit`` (each kind's best epoch).
 """
 from __future__ import annotations
 
@@ -50,6 +51,7 @@ from . import _text_common as common
 
 TASK = "seq2seq"
 TASKS = ("addition", "g2p")
+MAX_BEAM = 256
 KINDS = ("lstm", "gru", "lstm-dot", "lstm-general", "lstm-additive", "gru-dot", "gru-general", "gru-additive")
 ALIASES = {"lstm-attention": "lstm-general", "gru-attention": "gru-general", "lstm-luong": "lstm-general",
            "gru-luong": "gru-general", "lstm-bahdanau": "lstm-additive", "gru-bahdanau": "gru-additive"}
@@ -95,10 +97,12 @@ def add_arguments(subparsers):
     train.add_argument("--dropout", type=common.dropout_rate, default=0.0, help="(default 0)")
     train.add_argument("--batch-size", type=common.positive_int, default=None, help="(default 64)")
     train.add_argument("--learning-rate", type=common.positive_float, default=None, help="Adam's (default 0.002)")
-    train.add_argument("--beam-size", type=common.positive_int, default=4, help="beam for the test scores (default 4)")
+    train.add_argument("--beam-size", type=common.bounded_int(1, MAX_BEAM, "a beam size"), default=4,
+                       help="beam for the test scores (default 4)")
     train.add_argument("--length-penalty", type=common.nonnegative_float, default=1.0,
                        help="beam scores are log p / length ** this (default 1)")
-    train.add_argument("--digits", type=common.positive_int, default=3, help="addition: digits per number (default 3)")
+    train.add_argument("--digits", type=common.bounded_int(1, 9, "a digit count"), default=3,
+                       help="addition: digits per number (default 3)")
     train.add_argument("--pairs", type=common.positive_int, default=50_000,
                        help="addition: distinct sums (default 50000, of which 5000 test)")
     train.add_argument("--no-reverse", dest="reverse", action="store_false",
@@ -107,22 +111,22 @@ def add_arguments(subparsers):
                        help="addition: training sums held out for validation (default 1000)")
     train.add_argument("--limit", type=common.positive_int, default=None,
                        help="use only the first N training pairs (quick runs)")
-    train.add_argument("--seed", type=int, default=0, help="data, initialisation and batches (default 0)")
+    train.add_argument("--seed", type=common.seed, default=0, help="data, initialisation and batches (default 0)")
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                        help="0 silent, 1 progress bar, 2 one line per epoch (default)")
-    train.add_argument("--threads", type=common.positive_int, default=1,
-                       help="CPU threads for PyTorch (default 1: these small models gain little from more, and "
-                            "two threads on two busy cores ran an epoch 3.5x slower than one)")
+    train.add_argument("--threads", type=common.threads, default=1,
+                       help="CPU threads for PyTorch (default 1: on a shared 2-core machine two threads took 135 s "
+                            "for the first addition epoch, one thread 14-38 s)")
     train.set_defaults(action=_train)
 
     predict = actions.add_parser("predict", help="decode inputs with a trained model")
     predict.add_argument("--model-file", required=True, help="a model saved by `rnnkit seq2seq train`")
     predict.add_argument("texts", nargs="*", help="inputs (default: --file, else standard input, one a line)")
     predict.add_argument("--file", default=None, help="read inputs from this file, one a line ('-' = stdin)")
-    predict.add_argument("--beam-size", type=common.positive_int, default=None,
+    predict.add_argument("--beam-size", type=common.bounded_int(1, MAX_BEAM, "a beam size"), default=None,
                          help="beam size (default: the one the model was scored with)")
     predict.add_argument("--length-penalty", type=common.nonnegative_float, default=None)
-    predict.add_argument("--max-length", type=common.positive_int, default=None,
+    predict.add_argument("--max-length", type=common.bounded_int(1, 10_000, "a length"), default=None,
                          help="longest output (default: 1.5 x the longest training target + 2)")
     common.add_threads_argument(predict)
     predict.set_defaults(action=_predict)

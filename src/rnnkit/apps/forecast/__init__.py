@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._common import nonnegative_int, positive_float, positive_int, seed, threads_or_default
 from .models import DEFAULT_MODELS, MODELS
 from .pipeline import DEFAULT_EPOCHS, DEFAULT_PATIENCE, Options, format_table, torch_threads
 from .pipeline import run as _run
@@ -48,17 +49,17 @@ def add_arguments(subparsers):
     parser.add_argument("--features", help="comma-separated value columns to use (default: all numeric ones)")
     parser.add_argument("--model", action="append", metavar="NAME",
                         help=f"model to train (repeatable, or 'all'; default: {', '.join(DEFAULT_MODELS)})")
-    parser.add_argument("--epochs", type=int, help=f"maximum epochs (default {DEFAULT_EPOCHS}; 1 with --quick); "
+    parser.add_argument("--epochs", type=positive_int, help=f"maximum epochs (default {DEFAULT_EPOCHS}; 1 with --quick); "
                                                    f"early stopping on validation MAE")
-    parser.add_argument("--patience", type=int, default=DEFAULT_PATIENCE,
+    parser.add_argument("--patience", type=nonnegative_int, default=DEFAULT_PATIENCE,
                         help=f"early-stopping patience in epochs (default {DEFAULT_PATIENCE})")
     parser.add_argument("--horizon", default="24h", help="how far ahead of the window's end (default 24h)")
     parser.add_argument("--sampling", default="1h",
                         help="time between the samples of a window (default 1h: Jena's sampling_rate=6)")
-    parser.add_argument("--sequence-length", type=int,
+    parser.add_argument("--sequence-length", type=positive_int,
                         help="samples per window (default 120; 48 with --quick)")
-    parser.add_argument("--batch-size", type=int, default=256, help="windows per batch (default 256)")
-    parser.add_argument("--learning-rate", type=float, default=1e-3, help="RMSprop learning rate (default 0.001)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="windows per batch (default 256)")
+    parser.add_argument("--learning-rate", type=positive_float, default=1e-3, help="RMSprop learning rate (default 0.001)")
     parser.add_argument("--max-gap", default="12h",
                         help="interpolate gaps up to this long; longer ones split the series (default 12h)")
     parser.add_argument("--time-of-year", choices=("on", "off"), default="on",
@@ -68,10 +69,10 @@ def add_arguments(subparsers):
                              "0 = persistence) or the 'value' itself (Deep Learning with Python's setup)")
     parser.add_argument("--out", default="runs/forecast", metavar="DIR",
                         help="output folder (default runs/forecast)")
-    parser.add_argument("--seed", type=int, default=1337, help="random seed (default 1337)")
+    parser.add_argument("--seed", type=seed, default=1337, help="random seed (default 1337)")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: first 2400 samples, 48-sample windows, 1 epoch unless --epochs")
-    parser.add_argument("--threads", type=int, default=1,
+    parser.add_argument("--threads", type=threads_or_default, default=1,
                         help="PyTorch CPU threads (default 1, fastest for these small models, above all on "
                              "a busy machine; 0 = PyTorch's default)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
@@ -86,8 +87,8 @@ def add_arguments(subparsers):
                       help="CSV with the model's columns (default: the built-in data it was trained on)")
     pred.add_argument("--time-column", help="timestamp column (default: the training data's)")
     pred.add_argument("--output", metavar="OUT.csv", help="write all forecasts to this CSV file")
-    pred.add_argument("--show", type=int, default=10, help="forecasts to print (default 10, the latest)")
-    pred.add_argument("--threads", type=int, default=1, help="PyTorch CPU threads (default 1; 0 = PyTorch's default)")
+    pred.add_argument("--show", type=nonnegative_int, default=10, help="forecasts to print (default 10, the latest)")
+    pred.add_argument("--threads", type=threads_or_default, default=1, help="PyTorch CPU threads (default 1; 0 = PyTorch's default)")
     return parser
 
 

@@ -1,7 +1,6 @@
 """Train and evaluate forecasters with baselines; write the table, plots, report and model."""
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
@@ -13,6 +12,8 @@ import pandas as pd
 from ... import __version__, callbacks, optimizers, plots
 from ...datasets import DataError
 from .. import UsageError
+from .. import _common
+from .._common import output_folder
 from ...utils import set_random_seed
 from . import data as D
 from . import models as M
@@ -264,7 +265,8 @@ class torch_threads:
 
 
 def run(opts):
-    """The whole pipeline; returns the report (also written to ``opts.out``/report.json)."""
+    """The whole pipeline; returns the report (also written to ``opts.out``/report.json). The files
+    land in ``opts.out`` only when the run completes (``apps._common.output_folder``)."""
     with torch_threads(opts.threads):
         return _run(opts)
 
@@ -276,14 +278,19 @@ def _run(opts):
         opts.epochs = 1 if opts.quick else DEFAULT_EPOCHS
     if opts.epochs < 1:
         raise UsageError("--epochs must be at least 1.")
-    out_dir = Path(opts.out)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"--out {out_dir} exists and is not a folder.")
+    final_dir = Path(opts.out)
+    if final_dir.exists() and not final_dir.is_dir():
+        raise UsageError(f"--out {final_dir} exists and is not a folder.")
     prep = prepare(opts)
-    unit = prep.summary["unit"]
     _print_summary(prep, opts)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    t_prep = time.perf_counter() - t0
+    with output_folder(final_dir) as out_dir:
+        report = _train_and_report(opts, names, prep, out_dir, final_dir, t0, time.perf_counter() - t0)
+    log(opts, f"Report and plots in {final_dir}/")
+    return report
+
+
+def _train_and_report(opts, names, prep, out_dir, final_dir, t0, t_prep):
+    unit = prep.summary["unit"]
 
     started = time.perf_counter()
     rows, preds = [], {}
@@ -324,8 +331,9 @@ def _run(opts):
     started = time.perf_counter()
     model_path = out_dir / "model.rnnkit"
     best_model.save(model_path)
-    files = {"model": str(model_path), "report": str(out_dir / "report.json")}
+    files = {"model": model_path, "report": out_dir / "report.json"}
     files.update(_plots(prep, out_dir, curves, preds, best, rows))
+    files = {k: str(final_dir / Path(v).relative_to(out_dir)) for k, v in files.items()}  # where they will be
     t_output = time.perf_counter() - started
 
     total = time.perf_counter() - t0
@@ -351,10 +359,9 @@ def _run(opts):
     }
     write_json(out_dir / "report.json", report)
     print(format_table(rows, unit, best))
-    log(opts, f"\nBest model by validation MAE: {best} -> {model_path}")
+    log(opts, f"\nBest model by validation MAE: {best} -> {final_dir / 'model.rnnkit'}")
     log(opts, f"Time: {total:.1f} s total = data {t_prep:.1f} s + training {sum(timings.values()):.1f} s "
               f"+ evaluation {eval_total:.1f} s + plots/report/model {t_output:.1f} s")
-    log(opts, f"Report and plots in {out_dir}/")
     return report
 
 
@@ -415,7 +422,7 @@ def format_table(rows, unit, best=None):
 
 
 def write_json(path, obj):
-    plots.atomic_write(path, (json.dumps(obj, indent=2, default=_json_default) + "\n").encode("utf-8"))
+    _common.write_json(path, obj, default=_json_default)
 
 
 def _json_default(value):

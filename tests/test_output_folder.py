@@ -1,0 +1,74 @@
+"""Outputs land atomically: a run writes into a staging folder beside --out and moves its files in
+only when it completes; Ctrl-C at any moment leaves --out as the last complete run left it."""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import rnnkit
+from rnnkit.apps._common import output_folder
+
+
+def snapshot(folder):
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def test_files_move_in_only_when_the_block_completes(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("from another run")
+    (out / "report.json").write_text("old")
+    with pytest.raises(RuntimeError):
+        with output_folder(out) as staging:
+            (staging / "report.json").write_text("new")
+            raise RuntimeError("interrupted")
+    assert (out / "report.json").read_text() == "old"
+    with output_folder(out) as staging:
+        (staging / "report.json").write_text("new")
+        (staging / "plots").mkdir()
+        (staging / "plots" / "a.png").write_bytes(b"png")
+    assert (out / "report.json").read_text() == "new" and (out / "keep.txt").exists()
+    assert (out / "plots" / "a.png").read_bytes() == b"png"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # no staging folder left
+
+
+@pytest.fixture(scope="module")
+def jfk():
+    try:
+        return rnnkit.datasets.nyc_weather("JFK")
+    except Exception as exc:  # no cached copy and no registry access
+        pytest.skip(f"JFK weather not available: {exc}")
+
+
+def _forecast(out, seed):
+    return [sys.executable, "-m", "rnnkit.cli", "forecast", "--quick", "--model", "gru", "--out", str(out),
+            "--seed", str(seed), "--verbose", "1"]
+
+
+def test_ctrl_c_at_any_moment_leaves_the_last_complete_results(jfk, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_forecast(out, 1), check=True, capture_output=True, env=env, timeout=300)
+    before = snapshot(out)
+    assert "report.json" in before and "model.rnnkit" in before
+    for delay in (0.0, 0.7, 1.5, 2.5):
+        proc = subprocess.Popen(_forecast(out, 2), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=env)
+        proc.stdout.readline()  # the run has started (data summary printed)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        if proc.returncode == 130:
+            assert snapshot(out) == before, f"--out changed by a run interrupted after {delay} s"
+            assert err.strip().splitlines()[-1] == "rnnkit forecast: error: interrupted"
+            assert "Traceback" not in err
+        else:  # it finished before the signal: everything is the new run's
+            assert proc.returncode == 0, err
+            before = snapshot(out)
+        assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
