@@ -412,114 +412,118 @@ def _train(args):
     if not data.train or not data.val or not data.test:
         raise UsageError(f"the data has {len(data.train)} train, {len(data.val)} validation and {len(data.test)} "
                          "test pairs; each needs at least one.")
-    out = common.prepare_out_dir(args.out)
-    started_all = time.perf_counter()
-    src_vocab = s2s.Vocabulary.build([s for s, _ in data.train], level="char")
-    tgt_vocab = s2s.Vocabulary.build([t for _, t in data.train], level=level)
-    if task == "pairs" and level == "token":
-        src_vocab = s2s.Vocabulary.build([s for s, _ in data.train], level="token")
-    src_len = max(len(src_vocab.split(s)) for s, _ in data.train)
-    tgt_len = max(len(tgt_vocab.split(t)) for _, t in data.train)
-    max_length = int(1.5 * tgt_len) + 2
-    extra_length = max(len(tgt_vocab.split(t)) - len(src_vocab.split(s)) for s, t in data.train)
-    settings = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in defaults.items()
-                if k != "model"}
-    if args.epochs is not None and args.minutes is None:
-        settings["minutes"] = None  # --epochs alone: no time budget
-    settings["budget"] = settings["minutes"] * 60.0 if settings["minutes"] else None
-    settings["max_length"] = max_length
-    settings["metadata"] = {
-        "task": TASK, "data_task": task, "source_vocabulary": src_vocab.get_config(),
-        "target_vocabulary": tgt_vocab.get_config(), "reverse_input": bool(task == "addition" and args.reverse),
-        "max_source_length": src_len, "max_target_length": tgt_len, "max_extra_length": max(0, extra_length),
-        "beam_size": args.beam_size,
-        "length_penalty": args.length_penalty}
-    arrays = s2s.encode_pairs(src_vocab, tgt_vocab, *zip(*data.train))
-    say = (lambda text: print(text, flush=True)) if args.verbose else (lambda text: None)
-    print(f"{task}: {len(data.train):,} train / {len(data.val):,} validation / {len(data.test):,} test pairs; "
-          f"source vocabulary {len(src_vocab)} ids, target {len(tgt_vocab)} ids (with 4 specials); "
-          f"{threads} threads", flush=True)
-    report = {"task": task, "command": getattr(args, "command_line", None), "data": data.info,
-              "split_sizes": {**data.sizes(), "unit": "pairs" if task != "g2p" else "pairs (train: one per "
-                              "variant; val/test: words, scored against all variants)"},
-              "vocabulary_sizes": {"source": len(src_vocab), "target": len(tgt_vocab)},
-              "settings": {**{k: v for k, v in settings.items() if k != "metadata"}, "models": kinds,
-                           "bidirectional": args.bidirectional, "dropout": args.dropout, "beam_size": args.beam_size,
-                           "length_penalty": args.length_penalty, "seed": args.seed, "limit": args.limit},
-              "torch_threads": threads, "anchors": ANCHORS.get(task, {}), "models": {}}
-    test_sources = [s for s, _ in data.test]
-    test_refs = data.test_references or [t for _, t in data.test]
-    histories, trained = {}, {}
-    for kind in kinds:
-        model, result = train_one(kind, args, settings, data, (src_vocab, tgt_vocab), arrays, out, say)
-        t0 = time.perf_counter()
-        greedy = decode_texts(model, src_vocab, tgt_vocab, test_sources, max_length=max_length)
-        greedy_seconds = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        beam = decode_texts(model, src_vocab, tgt_vocab, test_sources, beam_size=args.beam_size,
-                            length_penalty=args.length_penalty, max_length=max_length)
-        beam_seconds = time.perf_counter() - t0
-        result["test"] = {"greedy": {**score(task, greedy, test_refs), "seconds": round(greedy_seconds, 1)},
-                          f"beam{args.beam_size}": {**score(task, beam, test_refs), "seconds": round(beam_seconds, 1)}}
-        report["models"][kind] = result
-        histories[kind] = result["history"]
-        trained[kind] = (model, greedy, beam)
-        say(f"{kind}: test greedy {result['test']['greedy']} | beam {args.beam_size} "
-            f"{result['test'][f'beam{args.beam_size}']}")
-        save_curves_png(histories, out / "curves.png", f"rnnkit seq2seq: {task}")
+    # everything is written into a staging folder that replaces --out's files only when the run completes
+    with common.output_folder(args.out) as out:
+        started_all = time.perf_counter()
+        src_vocab = s2s.Vocabulary.build([s for s, _ in data.train], level="char")
+        tgt_vocab = s2s.Vocabulary.build([t for _, t in data.train], level=level)
+        if task == "pairs" and level == "token":
+            src_vocab = s2s.Vocabulary.build([s for s, _ in data.train], level="token")
+        src_len = max(len(src_vocab.split(s)) for s, _ in data.train)
+        tgt_len = max(len(tgt_vocab.split(t)) for _, t in data.train)
+        max_length = int(1.5 * tgt_len) + 2
+        extra_length = max(len(tgt_vocab.split(t)) - len(src_vocab.split(s)) for s, t in data.train)
+        settings = {k: (getattr(args, k) if getattr(args, k, None) is not None else v) for k, v in defaults.items()
+                    if k != "model"}
+        if args.epochs is not None and args.minutes is None:
+            settings["minutes"] = None  # --epochs alone: no time budget
+        settings["budget"] = settings["minutes"] * 60.0 if settings["minutes"] else None
+        settings["max_length"] = max_length
+        settings["metadata"] = {
+            "task": TASK, "data_task": task, "source_vocabulary": src_vocab.get_config(),
+            "target_vocabulary": tgt_vocab.get_config(), "reverse_input": bool(task == "addition" and args.reverse),
+            "max_source_length": src_len, "max_target_length": tgt_len, "max_extra_length": max(0, extra_length),
+            "beam_size": args.beam_size,
+            "length_penalty": args.length_penalty}
+        arrays = s2s.encode_pairs(src_vocab, tgt_vocab, *zip(*data.train))
+        say = (lambda text: print(text, flush=True)) if args.verbose else (lambda text: None)
+        print(f"{task}: {len(data.train):,} train / {len(data.val):,} validation / {len(data.test):,} test pairs; "
+              f"source vocabulary {len(src_vocab)} ids, target {len(tgt_vocab)} ids (with 4 specials); "
+              f"{threads} threads", flush=True)
+        report = {"task": task, "command": getattr(args, "command_line", None), "data": data.info,
+                  "split_sizes": {**data.sizes(), "unit": "pairs" if task != "g2p" else "pairs (train: one per "
+                                  "variant; val/test: words, scored against all variants)"},
+                  "vocabulary_sizes": {"source": len(src_vocab), "target": len(tgt_vocab)},
+                  "settings": {**{k: v for k, v in settings.items() if k != "metadata"}, "models": kinds,
+                               "bidirectional": args.bidirectional, "dropout": args.dropout,
+                               "beam_size": args.beam_size, "length_penalty": args.length_penalty, "seed": args.seed,
+                               "limit": args.limit},
+                  "torch_threads": threads, "anchors": ANCHORS.get(task, {}), "models": {}}
+        test_sources = [s for s, _ in data.test]
+        test_refs = data.test_references or [t for _, t in data.test]
+        histories, trained = {}, {}
+        for kind in kinds:
+            model, result = train_one(kind, args, settings, data, (src_vocab, tgt_vocab), arrays, out, say)
+            t0 = time.perf_counter()
+            greedy = decode_texts(model, src_vocab, tgt_vocab, test_sources, max_length=max_length)
+            greedy_seconds = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            beam = decode_texts(model, src_vocab, tgt_vocab, test_sources, beam_size=args.beam_size,
+                                length_penalty=args.length_penalty, max_length=max_length)
+            beam_seconds = time.perf_counter() - t0
+            result["test"] = {
+                "greedy": {**score(task, greedy, test_refs), "seconds": round(greedy_seconds, 1)},
+                f"beam{args.beam_size}": {**score(task, beam, test_refs), "seconds": round(beam_seconds, 1)}}
+            report["models"][kind] = result
+            histories[kind] = result["history"]
+            trained[kind] = (model, greedy, beam)
+            say(f"{kind}: test greedy {result['test']['greedy']} | beam {args.beam_size} "
+                f"{result['test'][f'beam{args.beam_size}']}")
+            save_curves_png(histories, out / "curves.png", f"rnnkit seq2seq: {task}")
+            common.write_json(out / "report.json", report)
+
+        best_kind = max(kinds, key=lambda k: report["models"][k]["val_exact_match"])
+        model, greedy, beam = trained[best_kind]
+        model.metadata["test"] = report["models"][best_kind]["test"]
+        model.save(out / "model.rnnkit")
+        report["best_model"] = best_kind
+        report["curves_png"] = "curves.png"
+        # samples and attention
+        display = [s[::-1] if task == "addition" and args.reverse else s for s in test_sources]
+        lines = ["input\treference\tgreedy\tbeam"]
+        for i in range(min(50, len(test_sources))):
+            ref = test_refs[i] if isinstance(test_refs[i], str) else " | ".join(test_refs[i])
+            lines.append(f"{display[i]}\t{ref}\t{greedy[i]}\t{beam[i]}")
+        from .._io import atomic_write_bytes
+
+        atomic_write_bytes(out / "samples.txt", ("\n".join(lines) + "\n").encode("utf-8"))
+        report["samples"] = lines[1:11]
+        if parse_kind(best_kind)[1]:
+            picks = test_sources[:4]
+            outs, weights = decode_texts(model, src_vocab, tgt_vocab, picks, max_length=max_length,
+                                         return_attention=True)
+            save_attention_png(list(zip(picks, outs, weights)), out / "attention.png", src_vocab, tgt_vocab,
+                               f"{best_kind}: attention weights on test examples (greedy)")
+            report["attention_png"] = "attention.png"
+        report["seconds_total"] = round(time.perf_counter() - started_all, 1)
+
+        beam_key = f"beam{args.beam_size}"
+        if task == "g2p":
+            headers = ["model", "epochs", "train s", "val exact", "test WER greedy", "test PER greedy",
+                       f"test WER beam {args.beam_size}", f"test PER beam {args.beam_size}"]
+            rows = [[k, r["best_epoch"], f"{r['train_seconds']:.0f}", f"{r['val_exact_match']:.2%}",
+                     f"{r['test']['greedy']['wer']:.2%}", f"{r['test']['greedy']['per']:.2%}",
+                     f"{r['test'][beam_key]['wer']:.2%}", f"{r['test'][beam_key]['per']:.2%}"]
+                    for k, r in report["models"].items()]
+        else:
+            headers = ["model", "epochs", "train s", "val exact", "test exact greedy", "test char acc greedy",
+                       f"test exact beam {args.beam_size}"]
+            rows = [[k, r["best_epoch"], f"{r['train_seconds']:.0f}", f"{r['val_exact_match']:.2%}",
+                     f"{r['test']['greedy']['exact_match']:.2%}", f"{r['test']['greedy']['char_accuracy']:.2%}",
+                     f"{r['test'][beam_key]['exact_match']:.2%}"] for k, r in report["models"].items()]
+        table = common.format_table(headers, rows)
+        report["table"] = table.splitlines()
         common.write_json(out / "report.json", report)
-
-    best_kind = max(kinds, key=lambda k: report["models"][k]["val_exact_match"])
-    model, greedy, beam = trained[best_kind]
-    model.metadata["test"] = report["models"][best_kind]["test"]
-    model.save(out / "model.rnnkit")
-    report["best_model"] = best_kind
-    report["curves_png"] = "curves.png"
-    # samples and attention
-    display = [s[::-1] if task == "addition" and args.reverse else s for s in test_sources]
-    lines = ["input\treference\tgreedy\tbeam"]
-    for i in range(min(50, len(test_sources))):
-        ref = test_refs[i] if isinstance(test_refs[i], str) else " | ".join(test_refs[i])
-        lines.append(f"{display[i]}\t{ref}\t{greedy[i]}\t{beam[i]}")
-    from .._io import atomic_write_bytes
-
-    atomic_write_bytes(out / "samples.txt", ("\n".join(lines) + "\n").encode("utf-8"))
-    report["samples"] = lines[1:11]
-    if parse_kind(best_kind)[1]:
-        picks = test_sources[:4]
-        outs, weights = decode_texts(model, src_vocab, tgt_vocab, picks, max_length=max_length,
-                                     return_attention=True)
-        save_attention_png(list(zip(picks, outs, weights)), out / "attention.png", src_vocab, tgt_vocab,
-                           f"{best_kind}: attention weights on test examples (greedy)")
-        report["attention_png"] = "attention.png"
-    report["seconds_total"] = round(time.perf_counter() - started_all, 1)
-
-    beam_key = f"beam{args.beam_size}"
-    if task == "g2p":
-        headers = ["model", "epochs", "train s", "val exact", "test WER greedy", "test PER greedy",
-                   f"test WER beam {args.beam_size}", f"test PER beam {args.beam_size}"]
-        rows = [[k, r["best_epoch"], f"{r['train_seconds']:.0f}", f"{r['val_exact_match']:.2%}",
-                 f"{r['test']['greedy']['wer']:.2%}", f"{r['test']['greedy']['per']:.2%}",
-                 f"{r['test'][beam_key]['wer']:.2%}", f"{r['test'][beam_key]['per']:.2%}"]
-                for k, r in report["models"].items()]
-    else:
-        headers = ["model", "epochs", "train s", "val exact", "test exact greedy", "test char acc greedy",
-                   f"test exact beam {args.beam_size}"]
-        rows = [[k, r["best_epoch"], f"{r['train_seconds']:.0f}", f"{r['val_exact_match']:.2%}",
-                 f"{r['test']['greedy']['exact_match']:.2%}", f"{r['test']['greedy']['char_accuracy']:.2%}",
-                 f"{r['test'][beam_key]['exact_match']:.2%}"] for k, r in report["models"].items()]
-    table = common.format_table(headers, rows)
-    report["table"] = table.splitlines()
-    common.write_json(out / "report.json", report)
-    print("\n" + table)
-    for name, value in ANCHORS.get(task, {}).items():
-        print(f"  anchor: {name} {value:.2%}")
-    print("samples (input -> greedy output, reference):")
-    for line in lines[1:6]:
-        src, ref, g, _ = line.split("\t")
-        print(f"  {src} -> {g}   ({ref})")
-    print(f"best on validation: {best_kind}; {report['seconds_total']:.0f} s in all ({threads} threads)")
-    print(f"wrote {out / 'model.rnnkit'}, {out / 'report.json'}, {out / 'curves.png'}")
+        print("\n" + table)
+        for name, value in ANCHORS.get(task, {}).items():
+            print(f"  anchor: {name} {value:.2%}")
+        print("samples (input -> greedy output, reference):")
+        for line in lines[1:6]:
+            src, ref, g, _ = line.split("\t")
+            print(f"  {src} -> {g}   ({ref})")
+        print(f"best on validation: {best_kind}; {report['seconds_total']:.0f} s in all ({threads} threads)")
+    final = Path(args.out)
+    print(f"wrote {final / 'model.rnnkit'}, {final / 'report.json'}, {final / 'curves.png'}")
     return 0
 
 

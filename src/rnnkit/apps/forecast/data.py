@@ -14,6 +14,7 @@ units so that it applies to any regular series:
 from __future__ import annotations
 
 import contextlib
+import csv
 import math
 import re
 import warnings
@@ -118,6 +119,12 @@ def read_csv(path):
     except UnicodeDecodeError:
         raise DataError(f"{path} is not a text CSV file (it does not decode as UTF-8).") from None
     frame.columns = [str(c).strip() for c in frame.columns]
+    with open(path, encoding="utf-8", errors="replace", newline="") as f:
+        header = [c.strip() for c in next(csv.reader(f), [])]
+    repeated = sorted({c for c in header if header.count(c) > 1})
+    if repeated:
+        raise DataError(f"{path} names the column '{repeated[0]}' {header.count(repeated[0])} times in its header; "
+                        "give every column its own name.")
     return frame
 
 
@@ -133,7 +140,8 @@ def parse_times(values, column, where):
         raise DataError(f"Time column '{column}' in {where} has no values.")
     # Jena's day-first "01.01.2009 00:10:00" first: inferring it from the first value would
     # read it month-first, silently so when no day exceeds 12.
-    attempts = ({"format": JENA_TIME_FORMAT}, {}, {"dayfirst": True}, {"format": "ISO8601"})
+    attempts = ({"format": JENA_TIME_FORMAT}, {}, {"dayfirst": True}, {"format": "ISO8601"},
+                {"format": "ISO8601", "utc": True})  # mixed UTC offsets (daylight saving): all in UTC
     for kwargs in attempts:
         try:
             with _quiet_warnings():
@@ -143,7 +151,7 @@ def parse_times(values, column, where):
         if parsed.notna().sum() == text.notna().sum():
             return parsed
     with _quiet_warnings():
-        parsed = pd.to_datetime(text, format="mixed", errors="coerce")
+        parsed = pd.to_datetime(text, format="mixed", errors="coerce", utc=True)
     bad = parsed.isna() & text.notna()
     row = int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else int(np.flatnonzero(text.isna().to_numpy())[0])
     raise DataError(f"Time column '{column}' in {where} has {int(bad.sum() + text.isna().sum())} missing or "

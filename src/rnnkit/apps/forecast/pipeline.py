@@ -132,6 +132,9 @@ def prepare(opts):
     x = ((values - mean) / std).astype(np.float32)
     y_raw = clean[raw.target].to_numpy(dtype=np.float64)
     train_y = y_raw[slice(*split["train"])]
+    if len(train_y) and np.nanstd(train_y) == 0:
+        raise UsageError(f"The target '{raw.target}' is constant ({train_y[0]:g}) in the training part of "
+                         f"{raw.label}: there is nothing to forecast. Pick another --target.")
     targets = D.window_targets(y_raw, protocol, opts.target_mode)
     train_targets = targets[: max(1, split["train"][1] - protocol.span + 1)]
     if opts.target_mode == "value":
