@@ -24,6 +24,10 @@ CASES = [
     (["compare", "stocks"], "--epochs", "0"), (["compare", "stocks"], "--seed", "-1"),
     (["compare", "stocks"], "--temperature", "0"), (["compare", "stocks"], "--train-end", "abc"),
     (["export", *MODEL, "--out", "m.onnx"], "--opset", "3"),
+    (["seq2seq", "train"], "--epochs", "0"), (["seq2seq", "train"], "--beam-size", "0"),
+    (["seq2seq", "train"], "--digits", "12"), (["seq2seq", "train"], "--seed", "-1"),
+    (["seq2seq", "train"], "--threads", "100000"), (["seq2seq", "train"], "--length-penalty", "-1"),
+    (["seq2seq", "predict", *MODEL], "--beam-size", "-2"),
 ]
 
 

@@ -72,3 +72,17 @@ def test_ctrl_c_at_any_moment_leaves_the_last_complete_results(jfk, tmp_path):
             assert proc.returncode == 0, err
             before = snapshot(out)
         assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.partial-")]
+
+
+def test_ctrl_c_while_rnnkit_is_still_importing_is_one_line(tmp_path):
+    command = Path(sys.executable).parent / "rnnkit"
+    if not command.exists():
+        pytest.skip("the rnnkit command is not installed beside this Python")
+    for delay in (0.3, 0.8):  # after Python is up, while rnnkit and PyTorch import
+        proc = subprocess.Popen([str(command), "forecast", "--quick", "--out", str(tmp_path / "o")],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err and err.strip().endswith("interrupted")

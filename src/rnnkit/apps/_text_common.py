@@ -269,14 +269,6 @@ def classification_metrics(y_true, probs, class_names):
             "confusion_matrix": cm.tolist()}
 
 
-def prepare_out_dir(path):
-    path = Path(path)
-    if path.exists() and not path.is_dir():
-        raise UsageError(f"--out {path} exists and is not a folder.")
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def save_confusion_png(cm, class_names, path, title):
     """Confusion matrix (rows true, columns predicted), cells shaded by share of the true class."""
     from .. import plots
