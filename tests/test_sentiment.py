@@ -137,7 +137,7 @@ def test_wrong_task_model_file_is_refused(tmp_path, capsys, trained_sentiment):
     model.metadata = {}
     model.save(other)
     assert cli(["sentiment", "predict", "--model-file", str(other), "fine"]) == 2
-    assert "without a text task" in capsys.readouterr().err
+    assert "a model without a task" in capsys.readouterr().err
 
 
 def test_baselines_features_by_hand():

@@ -15,7 +15,7 @@ from .backend import epsilon
 __all__ = ["Constraint", "MaxNorm", "MinMaxNorm", "NonNeg", "UnitNorm", "deserialize", "get", "serialize"]
 
 
-class Constraint:
+class Constraint(registry.Configurable):
     """Base class: ``constraint(w)`` returns the constrained weights.
 
         class Clip(Constraint):
@@ -26,16 +26,6 @@ class Constraint:
     def __call__(self, w):
         return w
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 def _norms(w, axis):

@@ -54,7 +54,7 @@ def _seeded(seed, device):
     return None if seed is None else torch.Generator(device=device).manual_seed(int(seed))
 
 
-class Initializer:
+class Initializer(registry.Configurable):
     """Base class. A subclass defines ``fill_(tensor, generator=None)`` (and ``get_config`` when it
     has arguments); calling the initializer as Keras does, ``init(shape, dtype=None)``, returns
     a new tensor filled by it.
@@ -73,19 +73,9 @@ class Initializer:
     def fill_(self, tensor, generator=None):
         raise NotImplementedError(f"{type(self).__name__} must define fill_(tensor, generator=None).")
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
     def clone(self):
         return type(self).from_config(self.get_config())
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class Constant(Initializer):

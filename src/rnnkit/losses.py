@@ -9,6 +9,8 @@ i.e. over all samples and time steps. Probabilities are clipped to
 """
 
 import torch
+
+from . import registry
 import torch.nn.functional as F
 
 from ._naming import unknown_name_error
@@ -203,7 +205,7 @@ def mask_weights(mask, reduction, dtype=torch.float32):
     return weights
 
 
-class Loss:
+class Loss(registry.Configurable):
     """Base class: ``loss(y_true, y_pred, sample_weight=None)`` returns the reduced loss."""
 
     def __init__(self, name=None, reduction="sum_over_batch_size"):
@@ -222,13 +224,6 @@ class Loss:
     def get_config(self):
         return {"name": self.name, "reduction": self.reduction}
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class LossFunctionWrapper(Loss):

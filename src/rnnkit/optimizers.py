@@ -20,6 +20,8 @@ import math
 
 import torch
 
+from . import registry
+
 from ._naming import unknown_name_error
 
 
@@ -159,7 +161,7 @@ class _SGDUpdate(torch.optim.Optimizer):
                     p.add_(m)
 
 
-class Optimizer:
+class Optimizer(registry.Configurable):
     """Keras-style optimizer front end; subclasses say which update rule to build.
 
     Call :meth:`build` with the model's parameters once, then per batch
@@ -304,13 +306,6 @@ class Optimizer:
             "clipvalue": self.clipvalue,
         }
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class RMSprop(Optimizer):

@@ -120,3 +120,19 @@ def get_object(identifier, deserialize_fn, what):
     if callable(identifier):
         return identifier
     raise ValueError(f"Could not interpret {what} identifier: {identifier!r}")
+
+
+class Configurable:
+    """What every configurable object shares (losses, optimizers, initializers, regularizers,
+    constraints): ``get_config`` (its constructor arguments), ``from_config`` and a repr of them."""
+
+    def get_config(self):
+        return {}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"{type(self).__name__}({args})"

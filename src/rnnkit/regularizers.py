@@ -23,7 +23,7 @@ def _factor(value, name):
     return float(value)
 
 
-class Regularizer:
+class Regularizer(registry.Configurable):
     """Base class: ``regularizer(w)`` returns the penalty for weight ``w``.
 
         class Smooth(Regularizer):
@@ -34,16 +34,6 @@ class Regularizer:
     def __call__(self, x):
         return torch.zeros((), dtype=getattr(x, "dtype", torch.float32))
 
-    def get_config(self):
-        return {}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
-        return f"{type(self).__name__}({args})"
 
 
 class L1L2(Regularizer):

@@ -72,6 +72,24 @@ def apply_threads(count):
     return torch.get_num_threads()
 
 
+def load_model_for(path, task):
+    """A model file saved by ``rnnkit <task> train``: (model, metadata), or a one-line error saying
+    what the file holds instead."""
+    import rnnkit
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no model file at {path}")
+    model = rnnkit.load_model(path, compile=False)
+    metadata = model.metadata or {}
+    found = metadata.get("task")
+    if found != task:
+        what = f"a '{found}' model" if found else "a model without a task"
+        raise UsageError(f"{path} holds {what}, not a '{task}' model." + (f" Use `rnnkit {found} ...` with it."
+                                                                            if found else ""))
+    return model, metadata
+
+
 # ----- outputs ----------------------------------------------------------------------------------
 def format_table(headers, rows):
     """A plain-text table with aligned columns."""

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import UsageError
 from ._common import (EXIT_USAGE, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
-                      nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
+                      load_model_for, nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
                       threads, write_json)
 from ._common import apply_threads as _apply_thread_count
 
@@ -305,19 +305,9 @@ def task_metadata(task, vectorizer, **extra):
 
 def load_task_model(path, task):
     """Load a model file and check it was trained for ``task``; returns (model, vectorizer, metadata)."""
-    import rnnkit
     from rnnkit.text import TextVectorizer
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    model = rnnkit.load_model(path, compile=False)
-    metadata = model.metadata or {}
-    found = metadata.get("task")
-    if found != task:
-        what = f"a '{found}' model" if found else "a model without a text task (no vectorizer inside)"
-        hint = f" Use `rnnkit {found} ...` with it." if found in ("sentiment", "classify", "generate") else ""
-        raise UsageError(f"{path} holds {what}, not a '{task}' model.{hint}")
+    model, metadata = load_model_for(path, task)
     if "vectorizer" not in metadata:
         raise UsageError(f"{path} has no vectorizer in its metadata, so it cannot read raw text.")
     return model, TextVectorizer.from_config(metadata["vectorizer"]), metadata

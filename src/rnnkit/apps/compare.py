@@ -536,17 +536,9 @@ def _train_into(args, out):
 
 
 def load_stock_model(path):
-    import rnnkit
-
     from .. import compare  # noqa: F401  (registers the functions the model's Lambdas name)
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    model = rnnkit.load_model(path, compile=False)
-    meta = model.metadata or {}
-    if meta.get("task") != TASK:
-        raise UsageError(f"{path} holds a '{meta.get('task') or 'unknown'}' model, not a '{TASK}' model.")
+    model, meta = common.load_model_for(path, TASK)
     return model, compare.shared_encoder(model), meta
 
 

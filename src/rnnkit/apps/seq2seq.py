@@ -529,18 +529,9 @@ def _train(args):
 
 # ----- predict ------------------------------------------------------------------------------------
 def load_seq2seq_model(path):
-    import rnnkit
     from .. import seq2seq as s2s
 
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no model file at {path}")
-    model = rnnkit.load_model(path, compile=False)
-    meta = model.metadata or {}
-    if meta.get("task") != TASK:
-        found = meta.get("task")
-        raise UsageError(f"{path} holds {'a ' + repr(found) if found else 'a model without a task'} model, "
-                         f"not a '{TASK}' model.")
+    model, meta = common.load_model_for(path, TASK)
     return (model, s2s.Vocabulary.from_config(meta["source_vocabulary"]),
             s2s.Vocabulary.from_config(meta["target_vocabulary"]), meta)
 
