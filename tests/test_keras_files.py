@@ -147,3 +147,31 @@ def test_damaged_and_mislabelled_files_give_clear_errors(tmp_path):
         zf.writestr("metadata.json", "{}")
     with pytest.raises(ModelFileError, match="'noise' is a Keras GaussianNoise, which rnnkit does not have"):
         rnnkit.load_model(tmp_path / "odd.keras")
+
+
+def broad(K):
+    """Masks made by Masking, states into an RNN(cell), both attentions, normalisations, merges, reshapes."""
+    a, b = K.Input((7, 4), name="a"), K.Input((5, 4), name="b")
+    seq, h, c = K.layers.LSTM(6, return_sequences=True, return_state=True)(K.layers.Masking(0.0)(a))
+    dec = K.layers.RNN(K.layers.GRUCell(6), return_sequences=True)(b, initial_state=[h])
+    x = K.layers.Concatenate()([dec, K.layers.Attention()([dec, seq]), K.layers.AdditiveAttention()([dec, seq])])
+    x = K.layers.BatchNormalization()(K.layers.TimeDistributed(K.layers.Dense(5))(K.layers.LayerNormalization()(x)))
+    p, q = K.layers.GlobalAveragePooling1D()(x), K.layers.GlobalMaxPooling1D()(x)
+    flat = K.layers.Flatten()(K.layers.Reshape((5, 5))(K.layers.Permute((2, 1))(x)))
+    out = K.layers.Dense(2)(K.layers.Concatenate()([K.layers.Subtract()([p, q]), K.layers.Dot(axes=1, normalize=True)(
+        [p, q]), flat]))
+    return K.Model([a, b], out)
+
+
+def test_a_broad_functional_model_moves_both_ways(tmp_path):
+    rng = np.random.default_rng(3)
+    x = [rng.normal(size=(3, 7, 4)).astype("float32"), rng.normal(size=(3, 5, 4)).astype("float32")]
+    x[0][1, 5:] = 0  # masked steps
+    model = perturbed(broad(keras))
+    model.save(tmp_path / "k.keras")
+    mine = rnnkit.load_model(tmp_path / "k.keras")
+    expected = keras.ops.convert_to_numpy(model(x))
+    np.testing.assert_allclose(mine.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-5)
+    mine.save(tmp_path / "r.keras")
+    back = keras.saving.load_model(tmp_path / "r.keras")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(back(x)), expected, rtol=1e-5, atol=1e-5)

@@ -40,7 +40,8 @@ _RNNKIT_ONLY = {"use_fused", "batch_input_shape"}
 # Keras arguments rnnkit does not take, dropped when they hold the value that means "as rnnkit does"
 _KERAS_DEFAULTS = {"data_format": ("channels_last",), "groups": (1,), "lora_rank": (None,), "lora_alpha": (None,),
                    "implementation": (1, 2), "time_major": (False,), "input_length": (None,),
-                   "sparse": (False,), "autocast": (True,)}
+                   "sparse": (False,), "autocast": (True,), "rms_scaling": (False,), "synchronized": (False,),
+                   "renorm": (False,), "renorm_clipping": (None,), "renorm_momentum": (0.99,)}
 
 
 class _Unsupported(ValueError):
@@ -96,9 +97,45 @@ def _node_kwargs(node):
     return {"args": node.get("args", []), "kwargs": kwargs}
 
 
-def _is_mask_op(spec):
-    """Keras 3 records the mask an Embedding(mask_zero=True) makes as a ``not_equal`` op in the graph."""
-    return spec.get("class_name") == "NotEqual" and str(spec.get("module", "")).startswith("keras.src.ops")
+def _refs(value):
+    """Layer names of the tensors a (nested) call argument names."""
+    if isinstance(value, dict) and value.get("class_name") == "__keras_tensor__":
+        return [value["config"]["keras_history"][0]]
+    if isinstance(value, dict):
+        return [n for v in value.values() for n in _refs(v)]
+    if isinstance(value, list):
+        return [n for v in value for n in _refs(v)]
+    return []
+
+
+def _mask_ops(layers):
+    """Names of the graph ops that only compute masks. Keras 3 records the masks layers make
+    (``Embedding(mask_zero=True)``: ``not_equal``; ``Masking``: ``not_equal`` then ``any``) as ops
+    whose outputs reach other layers as ``mask=``; rnnkit carries masks on the tensors, so these
+    ops and those arguments are left out. An op whose output is computed on is kept (and refused)."""
+    ops = {spec["name"] for spec in layers if str(spec.get("module", "")).startswith("keras.src.ops")}
+    changed = True
+    while changed:  # drop ops used anywhere but as a mask or as the input of another mask-only op
+        changed = False
+        for spec in layers:
+            for node in spec.get("inbound_nodes", []):
+                used = _refs(node.get("args", [])) + _refs({k: v for k, v in (node.get("kwargs") or {}).items()
+                                                           if k != "mask"})
+                if spec["name"] in ops:
+                    continue  # an op's own arguments decide nothing about it
+                bad = ops & set(used)
+                if bad:
+                    ops -= bad
+                    changed = True
+        for spec in layers:  # an op feeding a kept (non-mask) op is not mask-only either
+            if spec["name"] in ops:
+                continue
+            if str(spec.get("module", "")).startswith("keras.src.ops"):
+                feeding = {n for node in spec.get("inbound_nodes", []) for n in _refs(node.get("args", []))}
+                if ops & feeding:
+                    ops -= feeding
+                    changed = True
+    return ops
 
 
 def _without_mask_kwargs(spec, mask_ops):
@@ -127,7 +164,7 @@ def from_keras_model(spec, custom_objects=None):
         if not model.built and shape:
             model.build(tuple(shape))
         return model
-    mask_ops = {spec["name"] for spec in config["layers"] if _is_mask_op(spec)}
+    mask_ops = _mask_ops(config["layers"])
     items = []
     for layer_spec in config["layers"]:
         if layer_spec.get("name") in mask_ops:
