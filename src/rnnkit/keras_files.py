@@ -566,7 +566,8 @@ def load_keras2_h5(filepath, custom_objects=None, compile=True, safe_mode=True):
     if raw is None:
         raise ModelFileError(f"'{filepath}' holds weights only (no model_config): build the model and call "
                              "model.load_weights() instead.")
-    model_config = read_json(raw if isinstance(raw, bytes) else str(raw).encode(), filepath, "model_config")
+    model_config = read_json(raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape"),
+                             filepath, "model_config")
     check_safe_mode(model_config, filepath, safe_mode)
     build = lambda: from_keras_model(_from_keras2_config(model_config), custom_objects)  # noqa: E731
     values = _keras2_values(dry_build(build, filepath), data, filepath)
