@@ -28,7 +28,7 @@ def _default_mode():
     return 0o666 & ~mask
 
 
-_TMP_TAG = ".rnnkit-"  # temporary files are named .NAME.rnnkit-XXXXXXXX.tmp
+_TMP_TAG = ".rnnkit-"  # temporary files are named .NAME.rnnkit-<random>.tmp
 _RANDOM = r"[a-z0-9_]{8}"  # what tempfile.mkstemp puts between prefix and suffix
 
 
@@ -71,7 +71,7 @@ def _lock(fd, blocking):
 
 def remove_stale_temps(folder, name, before):
     """Remove the temporary files that saves killed outright left in ``folder``: only rnnkit's own
-    (``.ANY.rnnkit-XXXXXXXX.tmp``, and ``.NAME.XXXXXXXX.tmp`` for the file just saved, the older
+    (``.ANY.rnnkit-<random>.tmp``, and ``.NAME.<random>.tmp`` for the file just saved, the older
     naming), only those last written before ``before`` (the start of the running save) and not
     locked by a save still in progress. Failures are ignored: cleaning up never fails a save."""
     ours = re.compile(rf"\..+{re.escape(_TMP_TAG)}{_RANDOM}\.tmp")

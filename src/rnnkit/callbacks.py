@@ -659,8 +659,8 @@ class BackupAndRestore(Callback):
                              "start training afresh.") from None
         self.model.optimizer.load_state_dict(optimizer_state)
         torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        np.random.set_state(tuple(state["numpy_rng"][:1]) + (np.array(state["numpy_rng"][1], dtype=np.uint32),)
-                            + tuple(state["numpy_rng"][2:]))
+        kind, keys, *rest = state["numpy_rng"]
+        np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
         python_state = state["python_rng"]
         random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
         self.model._resume_epoch = epoch + 1

@@ -115,25 +115,16 @@ def _mask_ops(layers):
     ops and those arguments are left out. An op whose output is computed on is kept (and refused)."""
     ops = {spec["name"] for spec in layers if str(spec.get("module", "")).startswith("keras.src.ops")}
     changed = True
-    while changed:  # drop ops used anywhere but as a mask or as the input of another mask-only op
+    while changed:  # drop ops that a layer, or an op already dropped, uses other than as its mask
         changed = False
         for spec in layers:
+            if spec["name"] in ops:
+                continue  # a mask-only op's own arguments say nothing about it
             for node in spec.get("inbound_nodes", []):
-                used = _refs(node.get("args", [])) + _refs({k: v for k, v in (node.get("kwargs") or {}).items()
-                                                           if k != "mask"})
-                if spec["name"] in ops:
-                    continue  # an op's own arguments decide nothing about it
-                bad = ops & set(used)
+                kwargs = {k: v for k, v in (node.get("kwargs") or {}).items() if k != "mask"}
+                bad = ops & set(_refs(node.get("args", [])) + _refs(kwargs))
                 if bad:
                     ops -= bad
-                    changed = True
-        for spec in layers:  # an op feeding a kept (non-mask) op is not mask-only either
-            if spec["name"] in ops:
-                continue
-            if str(spec.get("module", "")).startswith("keras.src.ops"):
-                feeding = {n for node in spec.get("inbound_nodes", []) for n in _refs(node.get("args", []))}
-                if ops & feeding:
-                    ops -= feeding
                     changed = True
     return ops
 

@@ -13,13 +13,9 @@ from .. import registry
 from .symbolic import KerasTensor
 
 
-def _own_nodes(layer, graph):
-    return [n for n in layer._inbound_nodes if n.is_input or any(n is m for m in graph.nodes)]
-
-
 def _tensor_ref(t, graph):
     layer, _, tensor_index = t._keras_history
-    node_index = next(i for i, n in enumerate(_own_nodes(layer, graph)) if n is t.node)
+    node_index = next(i for i, n in enumerate(graph.nodes_of(layer)) if n is t.node)
     return [layer.name, node_index, tensor_index]
 
 
@@ -51,7 +47,7 @@ def graph_config(graph, inputs, outputs, serialize=registry.serialize):
 
     layers = []
     for layer in graph.layers:
-        nodes = [n for n in _own_nodes(layer, graph) if not n.is_input]
+        nodes = [n for n in graph.nodes_of(layer) if not n.is_input]
         spec = serialize(layer)
         spec["name"] = layer.name
         spec["inbound_nodes"] = [{"args": arg(list(n.args)), "kwargs": arg(n.kwargs)} for n in nodes]

@@ -5,6 +5,8 @@ They take a list of tensors and, as Keras 3 does, a list of masks (one per input
 input has none). The output mask is the OR of the input masks when every input has one
 (Concatenate: an input without a mask counts as all-True); Dot gives no mask.
 """
+import functools
+
 import torch
 
 from .layer import Layer
@@ -162,10 +164,7 @@ class Add(_Merge):
     """
 
     def _merge(self, inputs, masks):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = out + x
-        return out
+        return functools.reduce(torch.add, inputs)
 
 
 class Subtract(_Merge):
@@ -209,10 +208,7 @@ class Average(_Merge):
     """
 
     def _merge(self, inputs, masks):
-        out = inputs[0]
-        for x in inputs[1:]:
-            out = out + x
-        return out / len(inputs)
+        return functools.reduce(torch.add, inputs) / len(inputs)
 
 
 class Maximum(_OrMaskedMerge):

@@ -202,6 +202,7 @@ class Graph:
         for t in self.outputs:
             visit(t)
         self.nodes = self._check_connected([n for n in order if not n.is_input], input_ids)
+        self._node_ids = {id(n) for n in self.nodes}
         self.layers = self._keras_layer_order(order, first_visit)
         names = collections.Counter(layer.name for layer in self.layers)
         repeated = [name for name, count in names.items() if count > 1]
@@ -224,12 +225,16 @@ class Graph:
                                  "computed from in Model(inputs=...).")
         return nodes
 
+    def nodes_of(self, layer):
+        """``layer``'s calls that belong to this graph (an Input's own node included), in call order."""
+        return [n for n in layer._inbound_nodes if n.is_input or id(n) in self._node_ids]
+
     def _keras_layer_order(self, order, first_visit):
-        depth = {}
+        depth, visited = {}, {id(n) for n in order}
         for node in reversed(order):  # outputs first: a node is one deeper than its deepest consumer
             d = depth.setdefault(id(node), 0)
             for parent in ([] if node.is_input else node.parent_nodes):
-                if any(parent is n for n in order):
+                if id(parent) in visited:
                     depth[id(parent)] = max(depth.get(id(parent), 0), d + 1)
         layer_depth, layers = {}, {}
         for node in order:

@@ -7,6 +7,7 @@ nothing of specific layers: it calls the model, one loss per output, metrics and
 optimizer. Several inputs and outputs travel as lists or as dicts keyed by name.
 """
 import contextlib
+import copy
 import inspect
 import math
 import time
@@ -167,15 +168,12 @@ class Model(Layer):
         """The values for the graph's inputs, in their order, cast as each Input declares."""
         expected = self._graph.inputs
         if isinstance(inputs, dict):
-            missing = [t.name for t in expected if t.name not in inputs]
-            if isinstance(self._inputs_struct, dict):
-                missing = [k for k in sorted(self._inputs_struct) if k not in inputs]
-                values = [inputs[k] for k in sorted(self._inputs_struct)] if not missing else None
-            else:
-                values = [inputs[t.name] for t in expected] if not missing else None
+            keys = sorted(self._inputs_struct) if isinstance(self._inputs_struct, dict) else [t.name for t in expected]
+            missing = [k for k in keys if k not in inputs]
             if missing:
                 raise ValueError(f"Model '{self.name}' needs inputs named {[t.name for t in expected]}, but the "
                                  f"dict given has no {missing[0]!r} (it has {sorted(inputs)}).")
+            values = [inputs[k] for k in keys]
         elif isinstance(inputs, (list, tuple)):
             values = list(inputs)
         else:
@@ -321,9 +319,8 @@ class Model(Layer):
             prefix = "" if n == 1 else f"{name}_"
             found = [metrics_module.get(spec, loss=loss_list[i], y_true=ys[i], y_pred=preds[i])
                      for spec in metric_lists[i]]
-            if n > 1:  # each output needs its own metric objects
-                found = [m if not any(m is seen for seen in self.compiled_metrics) else type(m)()
-                         for m in found]
+            if n > 1:  # each output needs its own metric objects (one instance given for all is copied)
+                found = [copy.deepcopy(m) if any(m is seen for seen in self.compiled_metrics) else m for m in found]
             self.compiled_metrics.extend(found)
             compiled.append((prefix, loss_list[i], float(weights[i]), found))
         self._outputs_compiled = compiled
@@ -756,7 +753,7 @@ def _sample_weights(y, sample_weight, class_weight):
         return sample_weight
     if not isinstance(class_weight, dict):
         raise ValueError(f"class_weight must be a dict {{class index: weight}}, got {type(class_weight).__name__}.")
-    if y is None or not data_adapter.is_array(y) or isinstance(y, (dict, list, tuple)) and not hasattr(y, "shape"):
+    if y is None or isinstance(y, (dict, list, tuple)) or not data_adapter.is_array(y):
         raise ValueError("class_weight needs the targets as one array (y=...); for several outputs or a dataset, "
                          "pass sample_weight instead.")
     labels = np.asarray(y.detach().cpu() if isinstance(y, torch.Tensor) else y)

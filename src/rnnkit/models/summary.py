@@ -18,11 +18,6 @@ def _size_text(count):
         size /= 1024
 
 
-def _graph_nodes(model):
-    graph = getattr(model, "_graph", None)
-    return [] if graph is None else graph.nodes
-
-
 def _sequential_like(model, nodes):
     """Keras's test: one node per depth, each with one input tensor, no layer called twice."""
     if getattr(model, "_graph", None) is None or getattr(model, "_is_sequential", False):
@@ -43,11 +38,11 @@ def _sequential_like(model, nodes):
 
 def summary_rows(model):
     """``(rows, connected)``: rows of (name (Type), output shape text, params text[, connected to])."""
-    nodes = _graph_nodes(model)
-    connected = not _sequential_like(model, nodes)
+    graph = getattr(model, "_graph", None)
+    connected = not _sequential_like(model, [] if graph is None else graph.nodes)
     rows = []
     for layer in model.layers:
-        own = [n for n in layer._inbound_nodes if n.is_input or any(n is m for m in nodes)]
+        own = graph.nodes_of(layer) if graph is not None else []
         if own:
             outputs = own[-1].output_tensors
             shapes = [_shape_text(t.shape) for t in outputs]

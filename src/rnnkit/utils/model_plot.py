@@ -36,7 +36,7 @@ def _label(layer, graph, show_shapes, show_layer_names):
     title = f"{layer.name} ({type(layer).__name__})" if show_layer_names else type(layer).__name__
     if not show_shapes:
         return title
-    nodes = [n for n in layer._inbound_nodes if n.is_input or any(n is m for m in graph.nodes)]
+    nodes = graph.nodes_of(layer)
     if not nodes:
         return title
     node = nodes[-1]
