@@ -17,6 +17,7 @@ import operator
 import os
 import random
 import shutil
+import time
 import warnings
 
 import numpy as np
@@ -616,74 +617,317 @@ class LambdaCallback(Callback):
 class BackupAndRestore(Callback):
     """Resume a killed ``fit`` where it stopped, as Keras's ``BackupAndRestore``.
 
-    At the end of every epoch the weights, the optimizer state, the epoch and the random
-    number generators' states (torch, NumPy, Python: they decide the shuffle order and the
-    dropout masks) are written to ``backup_dir``, each file atomically and a small
-    ``state.json`` last, which names the files of the last complete epoch. When the same
-    ``fit`` call runs again with this callback, it starts from the epoch after the one
-    backed up, with everything as it was: on the CPU with a fixed seed the final weights
-    equal those of an uninterrupted run, bit for bit. A ``fit`` that ends normally deletes
-    the backup (``delete_checkpoint=False`` keeps it).
+    A backup holds the weights, the optimizer state, where training was (epoch, and batches done
+    in it), the random number generators' states (torch, CUDA, NumPy, Python: they decide the
+    shuffle order and the dropout masks), and the running loss and metric totals of the epoch.
+    It is written to ``backup_dir`` as two files, each atomically, and then a small
+    ``state.json`` that names them: a kill at any moment, during a backup too, leaves the
+    previous complete backup. When the same ``fit`` call runs again with this callback, it
+    continues from the backup with everything as it was. After a mid-epoch backup
+    (``save_freq=N``) it draws the epoch's shuffle order again from the epoch's saved random
+    state, skips the batches already trained on, and goes on with the random state of that
+    step; on the CPU with a fixed seed the final weights (and the logs) equal those of an
+    uninterrupted run, bit for bit. (Keras 3 instead repeats the interrupted epoch from its
+    first batch.) A ``fit`` that ends normally deletes the backup.
+
+    The resumed run must be the same program: the same model, compile and ``fit`` arguments and
+    data. Not restored: the state of other callbacks (``EarlyStopping``'s patience count starts
+    again), of stateful recurrent layers, and of a Python generator passed as data (it restarts
+    from its beginning; its batches of the resumed epoch are skipped).
 
     Arguments:
-        backup_dir: the folder for the backup (created if needed).
-        save_freq: "epoch" (the only choice: a backup at the end of every epoch).
-        delete_checkpoint: delete the backup when training ends normally.
+        backup_dir: the folder for the backup (created if needed); use it for nothing else.
+        save_freq: ``"epoch"`` (a backup at the end of every epoch) or an integer ``N`` (a backup
+            after every ``N`` training batches, counted across epochs, as Keras does).
+        double_checkpoint: also keep the previous backup; if the latest cannot be read, training
+            resumes from the previous one.
+        delete_checkpoint: delete the backup when training ends normally (``False`` keeps it).
 
-        model.fit(x, y, epochs=50, callbacks=[rnnkit.callbacks.BackupAndRestore("runs/backup")])
+    Example::
+
+        backup = rnnkit.callbacks.BackupAndRestore("runs/backup", save_freq=100)
+        model.fit(x, y, epochs=50, callbacks=[backup])  # killed? run the same line again
     """
 
-    def __init__(self, backup_dir, save_freq="epoch", delete_checkpoint=True):
+    def __init__(self, backup_dir, save_freq="epoch", double_checkpoint=False, delete_checkpoint=True):
         super().__init__()
-        if save_freq != "epoch":
-            raise ValueError(f"BackupAndRestore saves at the end of every epoch; save_freq={save_freq!r} is not "
-                             "supported (use 'epoch').")
+        if not backup_dir:
+            raise ValueError("Empty `backup_dir` argument passed")
+        if save_freq != "epoch" and (isinstance(save_freq, bool) or not isinstance(save_freq, int) or save_freq < 1):
+            raise ValueError(f"Invalid value for argument `save_freq`. Received: save_freq={save_freq!r}. Expected "
+                             "either 'epoch' or a positive integer (a backup every that many batches).")
         self.backup_dir = os.fspath(backup_dir)
+        self.save_freq = save_freq
+        self.double_checkpoint = double_checkpoint
         self.delete_checkpoint = delete_checkpoint
+        self._batches_since_backup = 0
+        self._epoch = 0
+        self._epoch_rng = None  # the random state at the start of the running epoch (it draws the shuffle order)
+        self._resumed_epoch_rng = None  # set while resuming inside an epoch: that epoch's starting random state
 
     def _path(self, name):
         return os.path.join(self.backup_dir, name)
 
+    # ----- restoring ---------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        state_file = self._path("state.json")
-        if not os.path.exists(state_file):
+        self._batches_since_backup, self._resumed_epoch_rng = 0, None
+        problems = []
+        for state_name in ("state.json", "previous.json"):
+            if not os.path.exists(self._path(state_name)):
+                continue
+            try:
+                state, training = self._read(state_name)
+            except (OSError, ValueError, KeyError, TypeError, RuntimeError, AttributeError) as exc:
+                problems.append(f"{state_name}: {exc}")
+                continue
+            self._restore(state, training)
             return
-        try:
-            with open(state_file, encoding="utf-8") as f:
-                state = json.load(f)
-            epoch = int(state["epoch"])
-            saving.load_weights(self.model, self._path(state["weights"]))
-            optimizer_state = torch.load(self._path(state["optimizer"]), weights_only=True)
-        except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
-            raise ValueError(f"The backup in '{self.backup_dir}' cannot be restored ({exc}); delete the folder to "
-                             "start training afresh.") from None
-        self.model.optimizer.load_state_dict(optimizer_state)
-        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
-        kind, keys, *rest = state["numpy_rng"]
-        np.random.set_state((kind, np.array(keys, dtype=np.uint32), *rest))
-        python_state = state["python_rng"]
-        random.setstate((python_state[0], tuple(python_state[1]), python_state[2]))
-        self.model._resume_epoch = epoch + 1
+        if problems:
+            raise ValueError(f"The backup in '{self.backup_dir}' cannot be restored ({'; '.join(problems)}); delete "
+                             "the folder to start training afresh.")
+
+    def _read(self, state_name):
+        with open(self._path(state_name), encoding="utf-8") as f:
+            state = json.load(f)
+        if not isinstance(state, dict) or not isinstance(state.get("epoch"), int) or not (
+                state.get("batches") is None or isinstance(state["batches"], int) and state["batches"] > 0):
+            raise ValueError(f"{state_name} does not say where training was")
+        if any(os.path.basename(str(state.get(key))) != state.get(key) for key in ("weights", "training")):
+            raise ValueError(f"{state_name} names files outside the backup folder")
+        saving.load_weights(self.model, self._path(state["weights"]))
+        training = torch.load(self._path(state["training"]), weights_only=True)
+        return state, training
+
+    def _restore(self, state, training):
+        model = self.model
+        model.optimizer.load_state_dict(training["optimizer"])
+        if state["batches"] is None:  # a backup at the end of an epoch: start the next one
+            _set_rng_state(training["rng"])
+            model._resume_epoch = state["epoch"] + 1
+            return
+        self._resumed_epoch_rng = training["epoch_rng"]
+        model._resume_epoch = state["epoch"]
+
+        def restore_step():
+            """Called by ``fit`` once the batches already trained on are skipped: the step's state."""
+            _set_rng_state(training["rng"])
+            model._loss_total, model._loss_count, model._part_totals = training["loss_totals"]
+            for metric, values in zip(model.compiled_metrics, training["metrics"]):
+                for name, value in values.items():
+                    setattr(metric, name, value)
+            return dict(training["logs"])
+
+        model._resume_within_epoch = (state["batches"], restore_step)
+
+    # ----- backing up --------------------------------------------------------------------------
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+        if self._resumed_epoch_rng is not None:  # the same epoch again: the same shuffle order
+            _set_rng_state(self._resumed_epoch_rng)
+            self._resumed_epoch_rng = None
+        self._epoch_rng = _rng_state()
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches_since_backup += 1
+        if self._batches_since_backup >= self.save_freq:
+            self._batches_since_backup = 0
+            self._backup(self._epoch, batch + 1, logs)
 
     def on_epoch_end(self, epoch, logs=None):
+        if self.save_freq == "epoch":
+            self._backup(epoch, None, logs)
+
+    def _backup(self, epoch, batches, logs):
+        """Write the weights and the training state, then ``state.json`` naming them (each atomically)."""
+        model = self.model
         os.makedirs(self.backup_dir, exist_ok=True)
-        weights, optimizer_file = f"weights-{epoch}.safetensors", f"optimizer-{epoch}.pt"
-        saving.save_weights(self.model, self._path(weights))
+        tag = f"{epoch}" if batches is None else f"{epoch}-{batches}"
+        state = {"epoch": epoch, "batches": batches, "weights": f"weights-{tag}.safetensors",
+                 "training": f"training-{tag}.pt"}
+        saving.save_weights(model, self._path(state["weights"]))
+        training = {"optimizer": model.optimizer.state_dict(), "rng": _rng_state(), "epoch_rng": self._epoch_rng,
+                    "loss_totals": (model._loss_total, model._loss_count, dict(model._part_totals)),
+                    "metrics": [_metric_state(m) for m in model.compiled_metrics],
+                    "logs": {k: float(v) for k, v in (logs or {}).items()}}
         buffer = io.BytesIO()
-        torch.save(self.model.optimizer.state_dict(), buffer)
-        atomic_write_bytes(self._path(optimizer_file), buffer.getvalue())
-        numpy_state = np.random.get_state()
-        python_state = random.getstate()
-        state = {"epoch": epoch, "weights": weights, "optimizer": optimizer_file,
-                 "torch_rng": torch.get_rng_state().tolist(),
-                 "numpy_rng": [numpy_state[0], numpy_state[1].tolist(), *numpy_state[2:]],
-                 "python_rng": [python_state[0], list(python_state[1]), python_state[2]]}
+        torch.save(training, buffer)
+        atomic_write_bytes(self._path(state["training"]), buffer.getvalue())
+        keep = {state["weights"], state["training"]}
+        if self.double_checkpoint and os.path.exists(self._path("state.json")):
+            with contextlib.suppress(OSError, ValueError):
+                with open(self._path("state.json"), encoding="utf-8") as f:
+                    previous = json.load(f)
+                atomic_write_bytes(self._path("previous.json"), json.dumps(previous).encode("utf-8"))
+                keep |= {previous["weights"], previous["training"]}
         atomic_write_bytes(self._path("state.json"), json.dumps(state).encode("utf-8"))
-        for name in os.listdir(self.backup_dir):  # earlier epochs' files, now that state.json names these
-            if name.startswith(("weights-", "optimizer-")) and name not in (weights, optimizer_file):
+        for name in os.listdir(self.backup_dir):  # older backups' files, now that state.json names these
+            if name.startswith(("weights-", "training-")) and name not in keep:
                 with contextlib.suppress(OSError):
                     os.remove(self._path(name))
 
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and not getattr(self.model, "_fit_failed", False):
             shutil.rmtree(self.backup_dir, ignore_errors=True)
+
+
+def _rng_state():
+    """The global random states (torch CPU and CUDA, NumPy, Python) in types ``torch.load(weights_only=True)``
+    reads back."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() and torch.cuda.is_initialized() else []
+    return {"torch": torch.get_rng_state(), "cuda": cuda,
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss),
+            "python": random.getstate()}
+
+
+def _set_rng_state(state):
+    torch.set_rng_state(state["torch"])
+    if state["cuda"]:
+        torch.cuda.set_rng_state_all(state["cuda"])
+    kind, keys, position, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, gauss))
+    version, internal, gauss_next = state["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _metric_state(metric):
+    """A metric's running totals: its attributes that are tensors or not yet set (``None``)."""
+    return {name: value for name, value in vars(metric).items()
+            if isinstance(value, torch.Tensor) or value is None and name.startswith("_")}
+
+
+class TensorBoard(Callback):
+    """Keras's ``TensorBoard`` callback, written with PyTorch's ``torch.utils.tensorboard`` writer
+    (it needs the ``tensorboard`` package: ``pip install "rnnkit[tensorboard]"``).
+
+    Event files go to ``log_dir/train`` and ``log_dir/validation`` with Keras's tags:
+
+    - ``epoch_<name>`` at step ``epoch`` (0-based) for every loss and metric of the epoch's logs,
+      validation ones (``val_<name>``) under ``validation/`` without the prefix, and
+      ``epoch_learning_rate`` (the optimizer's learning rate) under ``train/``;
+    - ``evaluation_<name>_vs_iterations`` under ``validation/`` at step ``optimizer.iterations``;
+    - ``batch_<name>`` at the global batch number every ``update_freq`` batches, when
+      ``update_freq`` is ``"batch"`` (every batch) or an integer;
+    - ``<layer>/<weight>/histogram`` (and ``/image`` with ``write_images``) every
+      ``histogram_freq`` epochs; ``epoch_steps_per_second`` / ``batch_steps_per_second`` with
+      ``write_steps_per_second``; the model's config as the text ``keras`` with ``write_graph``
+      (PyTorch has no graph for TensorBoard's graph view).
+
+    ``profile_batch`` and ``embeddings_freq`` must stay 0 (Keras's PyTorch backend has neither).
+    Under ``torchrun`` only rank 0 writes (``fit`` leaves the callback out elsewhere).
+
+    Example::
+
+        board = rnnkit.callbacks.TensorBoard(log_dir="logs", histogram_freq=1)
+        model.fit(x, y, epochs=5, validation_split=0.2, callbacks=[board])
+        # then: tensorboard --logdir logs
+    """
+
+    def __init__(self, log_dir="logs", histogram_freq=0, write_graph=True, write_images=False,
+                 write_steps_per_second=False, update_freq="epoch", profile_batch=0, embeddings_freq=0,
+                 embeddings_metadata=None):
+        super().__init__()
+        self._summary_writer_class = _summary_writer_class()
+        if not (isinstance(histogram_freq, int) and histogram_freq >= 0):
+            raise ValueError(f"histogram_freq must be an integer >= 0 (0: no histograms), got {histogram_freq!r}.")
+        if update_freq not in ("epoch", "batch") and not (isinstance(update_freq, int) and update_freq > 0):
+            raise ValueError(f"update_freq must be 'epoch', 'batch' or a positive integer, got {update_freq!r}.")
+        if profile_batch or embeddings_freq:
+            raise ValueError("Profiling and embeddings are not available with the PyTorch backend (as in Keras); "
+                             f"leave profile_batch=0 and embeddings_freq=0 (got {profile_batch!r}, "
+                             f"{embeddings_freq!r}).")
+        self.log_dir = os.fspath(log_dir)
+        self.histogram_freq = histogram_freq
+        self.write_graph = write_graph
+        self.write_images = write_images
+        self.write_steps_per_second = write_steps_per_second
+        self.update_freq = 1 if update_freq == "batch" else update_freq
+        self.embeddings_metadata = embeddings_metadata
+        self._writers = {}
+        self._global_train_batch = 0
+        self._batch_started = self._epoch_started = 0.0
+        self._epoch_iterations = 0
+
+    def _writer(self, run):
+        """The ``SummaryWriter`` of ``log_dir/<run>`` ("train" or "validation"), made when first used."""
+        if run not in self._writers:
+            self._writers[run] = self._summary_writer_class(log_dir=os.path.join(self.log_dir, run))
+        return self._writers[run]
+
+    def on_train_begin(self, logs=None):
+        self._global_train_batch = 0
+        if self.write_graph:
+            config = self.model.get_config() if hasattr(self.model, "get_config") else {}
+            text = json.dumps({"class_name": type(self.model).__name__, "config": config}, default=str)
+            self._writer("train").add_text("keras", text, global_step=0)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._global_train_batch += 1
+        self._batch_started = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = self._global_train_batch
+        if self.update_freq == "epoch" or step % self.update_freq:
+            return
+        writer = self._writer("train")
+        if self.write_steps_per_second:
+            writer.add_scalar("batch_steps_per_second", 1.0 / max(time.perf_counter() - self._batch_started, 1e-9),
+                              step)
+        for name, value in (logs or {}).items():
+            writer.add_scalar(f"batch_{name}", float(value), step)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_started = time.perf_counter()
+        self._epoch_iterations = self.model.optimizer.iterations
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        train = {k: v for k, v in logs.items() if not k.startswith("val_")}
+        val = {k[4:]: v for k, v in logs.items() if k.startswith("val_")}
+        optimizer = self.model.optimizer
+        train["learning_rate"] = float(optimizer.learning_rate)
+        if self.write_steps_per_second:
+            seconds = max(time.perf_counter() - self._epoch_started, 1e-9)
+            train["steps_per_second"] = (optimizer.iterations - self._epoch_iterations) / seconds
+        for run, values in (("train", train), ("validation", val)):
+            for name, value in values.items():
+                self._writer(run).add_scalar(f"epoch_{name}", float(value), epoch)
+        for name, value in val.items():  # what Keras writes at the end of each validation
+            self._writer("validation").add_scalar(f"evaluation_{name}_vs_iterations", float(value),
+                                                  optimizer.iterations)
+        if self.histogram_freq and epoch % self.histogram_freq == 0:
+            self._log_weights(epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def _log_weights(self, epoch):
+        """Histograms (and images) of every layer's weights, named ``<layer>/<weight path>``."""
+        writer = self._writer("train")
+        for layer in self.model.layers:
+            for path, weight in layer.named_parameters():
+                name = f"{layer.name}/{path.replace('.', '/')}"
+                values = weight.detach().float().cpu()
+                writer.add_histogram(f"{name}/histogram", values, epoch)
+                if self.write_images and values.dim() <= 2:
+                    image = values.reshape(1, -1) if values.dim() < 2 else values
+                    if image.shape[0] > image.shape[1]:
+                        image = image.T  # as Keras: the longer side across
+                    span = (image.max() - image.min()).clamp_min(1e-12)
+                    writer.add_image(f"{name}/image", (image - image.min()) / span, epoch, dataformats="HW")
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+def _summary_writer_class():
+    """PyTorch's ``SummaryWriter``, or an ImportError that says how to install what it needs."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        raise ImportError('rnnkit.callbacks.TensorBoard needs the tensorboard package: pip install '
+                          '"rnnkit[tensorboard]" (or pip install tensorboard).') from None
+    return SummaryWriter

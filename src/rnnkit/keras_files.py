@@ -14,10 +14,22 @@ Configs are translated layer by layer: Keras-only entries that change nothing he
 policies, ``None`` regularizers and constraints, initializer objects: the weights are loaded
 over them) are dropped; anything rnnkit cannot honour is a ``ModelFileError`` naming the
 layer and the argument, never a half-loaded model.
+
+HDF5 is read defensively (``_h5_node``, ``_h5_names``, ``_datasets``): only hard links are
+followed (a soft or external link may point to itself, another file or a FIFO); paths, attributes
+and name lists are bounded in depth, size and count before they are read; a weight array must
+match the config's shape and dtype, keep its data in this file (no external or virtual storage),
+fully written, within the file's length, not overlapping another array, uncompressed or
+compressed (gzip, lzf; with shuffle, fletcher32) at most ``MAX_INFLATION``:1; and all arrays
+together may not exceed ``MAX_INFLATION`` times the file's size. Only then is anything read.
+HDF5 has no checksums (unless a dataset uses the fletcher32 filter, which Keras never does): a byte
+changed inside a weight array's raw data, or in its data address where that still points to
+unused bytes of the file, loads as a different weight, and nothing can detect it.
 """
 import datetime
 import io
 import json
+import math
 import os
 import zipfile
 
@@ -28,7 +40,8 @@ import numpy as np
 import torch
 
 from . import losses, optimizers, registry
-from ._io import ModelFileError, atomic_write_bytes, open_regular, open_zip, read_json, read_member
+from ._io import (MAX_INFLATION, ModelFileError, atomic_write_bytes, open_regular, open_zip, read_json,
+                  read_member)
 from ._naming import snake_case
 from .layers.graph_io import graph_config, replay
 
@@ -283,9 +296,102 @@ def _write_weights_h5(model):
     return buffer.getvalue()
 
 
-def _dataset(f, path, weight, filepath):
-    """The HDF5 dataset at ``path``, checked against ``weight``'s shape and dtype before it is read."""
-    node = f.get(path)
+_H5_FILTERS = {h5py.h5z.FILTER_DEFLATE: "gzip", h5py.h5z.FILTER_SHUFFLE: "shuffle",
+               h5py.h5z.FILTER_FLETCHER32: "fletcher32", 32000: "lzf"}
+_H5_COMPRESSORS = (h5py.h5z.FILTER_DEFLATE, 32000)
+_H5_MAX_DEPTH = 32  # components of a weight's HDF5 path (Keras writes 2 to 5)
+_H5_MAX_NAME = 1024  # bytes of one layer or weight name
+_H5_MAX_NAMES = 4096  # names in one layer_names or weight_names list
+_H5_MAX_CHUNKS = 16384  # chunks of one weight array
+
+
+def _h5_node(group, path, filepath):
+    """The object at ``path`` below ``group`` (None if absent), following hard links only: a soft or
+    external link (to itself, to another file, to a FIFO) is a ``ModelFileError``, as is a path of
+    more than ``_H5_MAX_DEPTH`` components or with empty, ``.`` or ``..`` ones.
+
+        _h5_node(f, "model_weights/dense/dense/kernel:0", "m.h5")  # -> h5py.Dataset or None
+    """
+    parts = path.split("/")
+    if len(parts) > _H5_MAX_DEPTH or any(part in ("", ".", "..") for part in parts):
+        raise ModelFileError(f"'{filepath}': the HDF5 path '{path[:120]}' is not a plain path of at most "
+                             f"{_H5_MAX_DEPTH} names; the file is damaged or crafted.")
+    node = group
+    for part in parts:
+        name = part.encode("utf-8", "surrogateescape")
+        if not isinstance(node, h5py.Group) or not node.id.links.exists(name):  # H5Lexists: resolves nothing
+            return None
+        if node.id.links.get_info(name).type != h5py.h5l.TYPE_HARD:
+            raise ModelFileError(f"'{filepath}': '{path[:120]}' is an HDF5 soft or external link; Keras files hold "
+                                 "their arrays themselves, and rnnkit follows no links (they may point to other "
+                                 "files).")
+        node = node[part]
+    return node
+
+
+def _h5_attribute(obj, name, filepath, limit):
+    """Attribute ``name`` of ``obj`` (None if absent), read only if it stores at most ``limit`` bytes."""
+    if name not in obj.attrs:
+        return None
+    attribute = h5py.h5a.open(obj.id, name.encode())
+    size = math.prod(attribute.shape or ()) * attribute.dtype.itemsize  # the declared size, before reading
+    if size > limit:
+        raise ModelFileError(f"'{filepath}': the HDF5 attribute '{name}' holds {size:,} bytes, more than the "
+                             f"{limit:,} it can need; the file is damaged or crafted.")
+    return obj.attrs[name]
+
+
+def _h5_names(obj, name, filepath):
+    """A Keras 2 name list (``layer_names``, ``weight_names``): a 1-D array of at most ``_H5_MAX_NAMES``
+    UTF-8 strings of at most ``_H5_MAX_NAME`` bytes each (an empty array of any type is an empty list)."""
+    value = _h5_attribute(obj, name, filepath, _H5_MAX_NAMES * _H5_MAX_NAME)
+    where = f"'{filepath}': the '{name}' attribute of '{obj.name}'"
+    if value is None:
+        raise ModelFileError(f"{where} is missing: the file is not a complete Keras 2 model.")
+    value = np.asarray(value)
+    if value.size == 0:
+        return []
+    if value.ndim != 1 or value.dtype.kind not in "SOU" or len(value) > _H5_MAX_NAMES:
+        raise ModelFileError(f"{where} must be a list of at most {_H5_MAX_NAMES} names, not a {value.dtype} "
+                             f"array of shape {value.shape}.")
+    names = []
+    for item in value:
+        if not isinstance(item, (bytes, str)):
+            raise ModelFileError(f"{where} holds a {type(item).__name__}, not a name.")
+        try:
+            text = item.decode("utf-8") if isinstance(item, bytes) else item
+        except UnicodeDecodeError:
+            raise ModelFileError(f"{where} holds a name that is not UTF-8 text.") from None
+        if len(text.encode("utf-8", "surrogatepass")) > _H5_MAX_NAME:
+            raise ModelFileError(f"{where} holds a name longer than {_H5_MAX_NAME} bytes.")
+        names.append(text)
+    return names
+
+
+def _datasets(f, paths, weights, filepath, file_size):
+    """The arrays at ``paths`` for ``weights``, read only once all of them pass ``_checked_dataset``,
+    their bytes in the file do not overlap (two weights read from the same bytes means a damaged data
+    address) and together they fit in ``MAX_INFLATION`` times the file's size."""
+    nodes = [_checked_dataset(f, path, weight, filepath, file_size) for path, weight in zip(paths, weights)]
+    spans = sorted((node.id.get_offset(), node.id.get_offset() + node.id.get_storage_size(), path)
+                   for node, path in zip(nodes, paths)
+                   if node.size and node.id.get_create_plist().get_layout() == h5py.h5d.CONTIGUOUS)
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise ModelFileError(f"'{filepath}': the weight arrays '{first}' and '{second}' share bytes of the file; "
+                                 "a data address is damaged.")
+    total = sum(node.size * node.dtype.itemsize for node in nodes)
+    if total > max(1 << 20, MAX_INFLATION * file_size):
+        raise ModelFileError(f"'{filepath}': its weights take {total:,} bytes, more than a {file_size:,}-byte file "
+                             "can hold; the file is damaged or crafted.")
+    return [np.asarray(node) for node in nodes]
+
+
+def _checked_dataset(f, path, weight, filepath, file_size):
+    """The HDF5 dataset at ``path``, checked before anything is read: shape and dtype against ``weight``,
+    its data kept in this file (``file_size`` bytes long), fully written, with known filters and
+    compressed at most ``MAX_INFLATION``:1 (see the module's docstring)."""
+    node = _h5_node(f, path, filepath)
     if not isinstance(node, h5py.Dataset):
         raise ModelFileError(f"'{filepath}' has no weight array at '{path}'; was it saved from another model?")
     if tuple(node.shape) != tuple(weight.shape):
@@ -293,7 +399,50 @@ def _dataset(f, path, weight, filepath):
                              f"{tuple(weight.shape)}.")
     if node.dtype != _numpy_dtype(weight):
         raise ModelFileError(f"'{filepath}': '{path}' holds {node.dtype}, the model expects {_numpy_dtype(weight)}.")
-    return np.asarray(node)
+    nbytes = node.size * node.dtype.itemsize
+    if nbytes:
+        _check_storage(node, path, filepath, file_size, nbytes)
+    return node
+
+
+def _check_storage(node, path, filepath, file_size, nbytes):
+    """Refuse a dataset whose ``nbytes`` are not all stored in this file, plainly or compressed at most
+    ``MAX_INFLATION``:1 with known filters (reads only HDF5's metadata)."""
+    where = f"'{filepath}': the weight array '{path}'"
+    plist = node.id.get_create_plist()
+    layout = plist.get_layout()
+    if layout not in (h5py.h5d.COMPACT, h5py.h5d.CONTIGUOUS, h5py.h5d.CHUNKED) or plist.get_external_count():
+        raise ModelFileError(f"{where} keeps its data outside the file (external or virtual storage), which rnnkit "
+                             "does not read.")
+    filters = [plist.get_filter(i)[0] for i in range(plist.get_nfilters())]
+    unknown = [code for code in filters if code not in _H5_FILTERS]
+    if unknown:
+        raise ModelFileError(f"{where} uses HDF5 filter {unknown[0]}; rnnkit reads arrays stored plain or with "
+                             f"{', '.join(sorted(_H5_FILTERS.values()))} (h5repack -f NONE converts others).")
+    stored = node.id.get_storage_size()
+    if layout == h5py.h5d.CHUNKED:
+        count = math.prod(math.ceil(s / c) for s, c in zip(node.shape, node.chunks))
+        if count > _H5_MAX_CHUNKS:
+            raise ModelFileError(f"{where} is cut into {count:,} chunks, more than the {_H5_MAX_CHUNKS:,} rnnkit "
+                                 "reads; the file is damaged or crafted.")
+        if node.id.get_num_chunks() != count:
+            raise ModelFileError(f"{where} was never completely written ({node.id.get_num_chunks()} of {count} "
+                                 "chunks hold data).")
+        end = max(info.byte_offset + info.size for info in map(node.id.get_chunk_info, range(count)))
+    else:
+        offset = node.id.get_offset() if layout == h5py.h5d.CONTIGUOUS else 0
+        if offset is None or stored < nbytes:
+            raise ModelFileError(f"{where} was never written (it stores {stored:,} of its {nbytes:,} bytes).")
+        end = offset + stored
+    if end > file_size:
+        raise ModelFileError(f"{where} reaches byte {end:,} of a {file_size:,}-byte file: the file is truncated "
+                             "or damaged.")
+    if any(code in _H5_COMPRESSORS for code in filters):
+        if nbytes > max(1 << 20, MAX_INFLATION * stored):
+            raise ModelFileError(f"{where} would inflate {stored:,} bytes to {nbytes:,} (more than "
+                                 f"{MAX_INFLATION}:1), which no trained weights do; refused as a decompression bomb.")
+    elif stored < nbytes:
+        raise ModelFileError(f"{where} stores {stored:,} of its {nbytes:,} bytes: the file is damaged.")
 
 
 def _numpy_dtype(weight):
@@ -309,11 +458,11 @@ def _h5_file(data, filepath):
 
 def _h5_values(model, data, filepath):
     """The arrays of Keras 3's HDF5 layout for ``model``'s weights (a dry-built model will do), each
-    checked for shape and dtype before it is read."""
+    checked (shape, dtype, storage) before it is read."""
     with _h5_file(data, filepath) as f:
         try:
-            return [_dataset(f, path.lstrip("/"), weight, filepath)
-                    for path, weight in zip(weight_paths(model, ""), model.weights)]
+            paths = [path.lstrip("/") for path in weight_paths(model, "")]
+            return _datasets(f, paths, model.weights, filepath, len(data))
         except ModelFileError:
             raise
         except Exception as exc:  # HDF5 errors in a damaged file
@@ -398,12 +547,12 @@ def check_safe_mode(config, filepath, safe_mode=True):
                                      f"bytecode, {refused}: save the model with a named function and pass it as "
                                      "custom_objects={'name': fn} when loading.")
             layers += "class_name" in node and isinstance(node.get("config"), dict) and "name" in node["config"]
+            if layers > _MAX_LAYERS:  # said at once: walking a crafted config of 10,000 layers takes a second
+                raise ModelFileError(f"'{filepath}': the config describes more than the {_MAX_LAYERS} layers "
+                                     "rnnkit loads; the file is damaged or crafted.")
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    if layers > _MAX_LAYERS:
-        raise ModelFileError(f"'{filepath}': the config describes {layers:,} layers, more than the "
-                             f"{_MAX_LAYERS} rnnkit loads; the file is damaged or crafted.")
 
 
 def dry_build(build, filepath):
@@ -470,7 +619,7 @@ def _is_keras2_h5(data, filepath="the file"):
         return False
     with _h5_file(data, filepath) as f:
         try:
-            return "layer_names" in f.attrs or "model_weights" in f
+            return "layer_names" in f.attrs or f.id.links.exists(b"model_weights")
         except Exception as exc:  # HDF5 errors in a damaged file
             raise ModelFileError(f"'{filepath}' is not a readable HDF5 weights file ({exc}).") from None
 
@@ -479,7 +628,7 @@ def _keras2_layer(spec):
     """Keras 2's layer config in Keras 3 terms (batch_input_shape on the first layer becomes an Input)."""
     config = dict(spec["config"])
     if spec["class_name"] == "InputLayer":
-        config["batch_shape"] = config.pop("batch_input_shape", None)
+        config["batch_shape"] = config.pop("batch_input_shape", config.get("batch_shape"))  # Keras 2, or 3
     for key in ("time_major", "implementation"):
         config.pop(key, None)
     for key in ("layer", "backward_layer", "cell"):
@@ -524,24 +673,31 @@ def _from_keras2_config(model_config):
 
 def _keras2_values(model, data, filepath):
     """Keras 2 weights for ``model`` (a dry-built one will do): a group per layer (``layer_names``)
-    listing its ``weight_names`` in order, each array checked for shape and dtype before it is read."""
+    listing its ``weight_names`` in order, each array checked (shape, dtype, storage) before it is read."""
     with _h5_file(data, filepath) as f:
         try:
-            group = f["model_weights"] if "model_weights" in f else f
-            paths = [f"{_text(name)}/{_text(weight_name)}" for name in group.attrs["layer_names"]
-                     for weight_name in group[_text(name)].attrs["weight_names"]]
+            group = _h5_node(f, "model_weights", filepath)
+            group = f if group is None else group
+            if not isinstance(group, h5py.Group):
+                raise ModelFileError(f"'{filepath}': 'model_weights' is not a group of layers.")
+            paths = []
+            for name in _h5_names(group, "layer_names", filepath):
+                layer = _h5_node(group, name, filepath)
+                if not isinstance(layer, h5py.Group):
+                    raise ModelFileError(f"'{filepath}': layer_names lists '{name[:80]}', which is not a group "
+                                         "in the file.")
+                paths += [f"{name}/{weight_name}" for weight_name in _h5_names(layer, "weight_names", filepath)]
+                if len(paths) > len(model.weights):
+                    break
             if len(paths) != len(model.weights):
-                raise ModelFileError(f"'{filepath}' holds {len(paths)} weight arrays, the model has "
-                                     f"{len(model.weights)}.")
-            return [_dataset(group, path, weight, filepath) for path, weight in zip(paths, model.weights)]
+                raise ModelFileError(f"'{filepath}' holds {len(paths)}{'+' if len(paths) > len(model.weights) else ''}"
+                                     f" weight arrays, the model has {len(model.weights)}.")
+            return _datasets(group, paths, model.weights, filepath, len(data))
         except ModelFileError:
             raise
-        except Exception as exc:  # missing attributes or groups, HDF5 errors: a damaged file
-            raise ModelFileError(f"'{filepath}': the Keras 2 weights are damaged or missing ({exc}).") from None
-
-
-def _text(value):
-    return value.decode() if isinstance(value, bytes) else str(value)
+        except Exception as exc:  # HDF5 errors in a damaged file
+            raise ModelFileError(f"'{filepath}': the Keras 2 weights are damaged ({type(exc).__name__}: "
+                                 f"{str(exc)[:200]}).") from None
 
 
 def load_keras2_h5(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -550,14 +706,21 @@ def load_keras2_h5(filepath, custom_objects=None, compile=True, safe_mode=True):
         data = fh.read()
     with _h5_file(data, filepath) as f:
         try:
-            raw = f.attrs.get("model_config")
+            raw = _h5_attribute(f, "model_config", filepath, _CONFIG_LIMIT)
+        except ModelFileError:
+            raise
         except Exception as exc:  # HDF5 errors in a damaged file
             raise ModelFileError(f"'{filepath}' is not a readable HDF5 file (truncated or corrupt: {exc}).") \
                 from None
     if raw is None:
         raise ModelFileError(f"'{filepath}' holds weights only (no model_config): build the model and call "
                              "model.load_weights() instead.")
-    model_config = read_json(raw if isinstance(raw, bytes) else str(raw).encode("utf-8", "surrogateescape"),
+    if isinstance(raw, np.ndarray) and raw.shape == () and raw.dtype.kind in "SO":
+        raw = raw[()]
+    if not isinstance(raw, (bytes, str)):
+        raise ModelFileError(f"'{filepath}': its model_config attribute must be JSON text, not "
+                             f"{type(raw).__name__}{getattr(raw, 'shape', '')}.")
+    model_config = read_json(raw if isinstance(raw, bytes) else raw.encode("utf-8", "surrogateescape"),
                              filepath, "model_config")
     check_safe_mode(model_config, filepath, safe_mode)
     build = lambda: from_keras_model(_from_keras2_config(model_config), custom_objects)  # noqa: E731

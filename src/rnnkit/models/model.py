@@ -9,6 +9,7 @@ optimizer. Several inputs and outputs travel as lists or as dicts keyed by name.
 import contextlib
 import copy
 import inspect
+import itertools
 import math
 import time
 import warnings
@@ -19,7 +20,7 @@ from torch import nn
 
 from .. import callbacks as callbacks_module
 from .. import config, losses, metrics as metrics_module, optimizers
-from .. import data_adapter, saving
+from .. import data_adapter, distribute, saving
 from ..export import export_onnx
 from .._naming import suggest
 from ..layers.layer import Layer, added_losses_since
@@ -436,7 +437,8 @@ class Model(Layer):
         loss.backward()
         # The step's one host sync (like loss.item() in a torch loop), after the backward pass
         # is queued so a GPU is not left idle, and before the update so NaN never reaches the weights.
-        value = float(loss.detach())
+        value = distribute.average_gradients(self.parameters(), float(loss.detach()),  # torchrun: over all ranks
+                                             len(data_adapter.first_leaf(x)))
         if not math.isfinite(value):
             error = FloatingPointError(
                 f"The loss became {value} at training step {self.optimizer.iterations}. Lower the "
@@ -478,6 +480,8 @@ class Model(Layer):
         ``on_train_end`` runs (``CSVLogger`` closes its file). A loss that grows a thousandfold over
         its best epoch, and a non-finite validation loss, are reported with a warning."""
         self._require_compiled("fit")
+        if distribute.initialize(self.device):  # launched by torchrun: join the others (rnnkit.distribute)
+            self._ensure_on_device()
         for name, value in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
                             ("validation_steps", validation_steps), ("validation_batch_size", validation_batch_size)):
             data_adapter.check_count(value, name)
@@ -490,9 +494,11 @@ class Model(Layer):
         val = None
         if validation_data is not None:
             val = _validation_batches(validation_data, validation_batch_size or batch_size, validation_steps)
+        train, val = distribute.shard(train), distribute.shard_validation(val)
         verbose = 1 if verbose == "auto" else verbose
+        verbose = verbose if distribute.is_primary() else 0
         history = callbacks_module.History()
-        callback_list = callbacks_module.CallbackList(list(callbacks or []) + [history])
+        callback_list = callbacks_module.CallbackList(distribute.callbacks_for_rank(callbacks) + [history])
         callback_list.set_model(self)
         callback_list.set_params({"epochs": epochs, "steps": len(train), "verbose": verbose})
         self.stop_training = False
@@ -509,12 +515,14 @@ class Model(Layer):
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             bar = Progbar(len(train), verbose=1 if verbose == 1 else 0)
             started = time.perf_counter()
-            logs, step = {}, 0
-            for step, (xb, yb, wb) in enumerate(train, start=1):
+            batches = enumerate(train, start=1)
+            step, logs = _skip_trained_batches(self, batches)  # 0, {} unless BackupAndRestore resumes mid-epoch
+            for step, (xb, yb, wb) in batches:
                 if yb is None:
                     raise ValueError("fit() needs targets: pass y, or a dataset that yields (x, y) batches.")
                 if step == 1:
                     self._prepare(xb)
+                    distribute.broadcast_model(self)
                 callback_list.on_train_batch_begin(step - 1, {})
                 try:
                     logs = self._train_step(data_adapter.to_device(xb, self.device, non_blocking=True),
@@ -529,8 +537,10 @@ class Model(Layer):
                         self.history = exc.history = history
                         raise
                     break
+                logs = distribute.average_logs(logs, self._loss_count)
                 callback_list.on_train_batch_end(step - 1, logs)
                 bar.update(step, list(logs.items()), finalize=False)
+                self.stop_training = distribute.any_rank(self.stop_training)
                 if self.stop_training:
                     break
             if step == 0:
@@ -538,7 +548,7 @@ class Model(Layer):
             epoch_logs = dict(logs)
             if val is not None:
                 self._reset_metrics()
-                val_logs = self._evaluate_batches(val)
+                val_logs = distribute.average_logs(self._evaluate_batches(val), self._loss_count)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             watch.check(epoch, epoch_logs)
             seconds = time.perf_counter() - started
@@ -547,6 +557,7 @@ class Model(Layer):
             elif verbose == 2:
                 print(format_epoch_line(seconds, step, epoch_logs), flush=True)
             callback_list.on_epoch_end(epoch, epoch_logs)
+            self.stop_training = distribute.any_rank(self.stop_training)
             if self.stop_training:
                 break
         callback_list.on_train_end({})
@@ -630,10 +641,15 @@ class Model(Layer):
 
     # ----- saving ------------------------------------------------------------------------------
     def save(self, filepath, include_optimizer=True):
-        """Write architecture, weights and optimizer state to one ``.rnnkit`` file, atomically."""
+        """Write architecture, weights and optimizer state to one ``.rnnkit`` file, atomically (under
+        torchrun: by rank 0 only)."""
+        if not distribute.is_primary():
+            return
         saving.save_model(self, filepath, include_optimizer=include_optimizer)
 
     def save_weights(self, filepath):
+        if not distribute.is_primary():  # torchrun: rank 0 writes
+            return
         saving.save_weights(self, filepath)
 
     def load_weights(self, filepath):
@@ -727,6 +743,30 @@ class _LossWatch:
             if loss < self.best:
                 self.best, self.best_epoch = loss, epoch
         _warn_if_not_finite(logs.get("val_loss"), f"Epoch {epoch + 1}: the validation loss")
+
+
+def _skip_trained_batches(model, batches):
+    """Step-level resume (``callbacks.BackupAndRestore(save_freq=N)``): draw and drop the batches of this
+    epoch that the interrupted run had trained on (the epoch's shuffle order is drawn as it was), then
+    let the callback put back that step's random, loss and metric state. Returns ``(batches skipped,
+    logs of the last one)``, or ``(0, {})`` when there is nothing to resume."""
+    resume = model.__dict__.pop("_resume_within_epoch", None)
+    if resume is None:
+        return 0, {}
+    done, restore_step = resume
+    skipped = 0
+    for skipped, (xb, yb, _) in itertools.islice(batches, done):
+        if skipped == 1:
+            model._prepare(xb)
+    if skipped != done:
+        raise ValueError(f"The backup was made after batch {done} of this epoch, but the data now has only "
+                         f"{skipped} batches: resume with the same data and batch size.")
+    if model._outputs_compiled is None:  # a fresh model: create its metrics (from one batch's shapes) first
+        with torch.no_grad():
+            xb = data_adapter.to_device(xb, model.device)
+            model._total_loss(data_adapter.to_device(yb, model.device), model(xb, training=False))
+        model._clear_added_losses()
+    return skipped, restore_step()
 
 
 def _warn_if_not_finite(value, what):
