@@ -13,6 +13,7 @@ import contextlib
 import json
 import math
 import os
+import shlex
 import shutil
 import signal
 import tempfile
@@ -113,7 +114,17 @@ def output_folder(path):
     """A fresh staging folder beside ``path`` for a run to write into; when the block completes,
     its files move into ``path`` (replacing those of the same name, keeping others) with Ctrl-C
     held off for the moves, so an interrupted run leaves ``path`` as the last complete run left it.
-    If the block fails, the staging folder goes and ``path`` is untouched."""
+    If the block fails, the staging folder goes and ``path`` is untouched. In a data-parallel rank
+    other than 0 (``--distributed``, torchrun) the block gets a scratch folder that is then deleted."""
+    from .. import distribute
+
+    if not distribute.is_primary():
+        scratch = Path(tempfile.mkdtemp(prefix="rnnkit-rank-"))
+        try:
+            yield scratch
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        return
     final = Path(path)
     if final.exists() and not final.is_dir():
         raise UsageError(f"--out {final} exists and is not a folder.")
@@ -137,3 +148,92 @@ def output_folder(path):
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+# ----- training services: TensorBoard logs, data-parallel processes -----------------------------
+def add_training_service_arguments(parser):
+    """``--tensorboard DIR`` and ``--distributed N`` for a command that trains. Its ``main`` then
+    starts with ``if (code := start_distributed(args)) is not None: return code`` and passes
+    ``training_callbacks(args)`` to ``fit``; its batches, read alike by every process, are global."""
+    parser.add_argument("--tensorboard", type=_tensorboard_dir, metavar="DIR",
+                        help="write TensorBoard logs (loss, metrics and learning rate per epoch, train and "
+                             "validation) under DIR; view them with `tensorboard --logdir DIR` "
+                             '(needs pip install "rnnkit[tensorboard]")')
+    parser.add_argument("--distributed", type=bounded_int(2, 256, "a process count"), metavar="N",
+                        help="train data-parallel in N local processes, as `torchrun --nproc_per_node=N -m "
+                             "rnnkit ...` does: each takes its share of every batch (--batch-size stays the "
+                             "global batch), gradients are averaged every step, rank 0 writes the outputs")
+
+
+def _tensorboard_dir(text):
+    try:
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        raise argparse.ArgumentTypeError('needs the tensorboard package: pip install "rnnkit[tensorboard]" '
+                                         "(or pip install tensorboard)") from None
+    return text
+
+
+def training_callbacks(args, run=None):
+    """The callbacks that ``--tensorboard DIR`` asks for: ``[TensorBoard(DIR/run)]`` (``run``: one
+    folder per model when a command trains several), else ``[]``."""
+    folder = getattr(args, "tensorboard", None)
+    if not folder:
+        return []
+    from ..callbacks import TensorBoard
+
+    return [TensorBoard(log_dir=Path(folder) / run if run else folder)]
+
+
+def batch_size_per_process(batch_size):
+    """What a command passes to ``fit(x, y, batch_size=...)`` on arrays so that ``--batch-size`` stays
+    the global batch under ``--distributed`` (``fit`` takes a per-process batch on arrays; a dataset's
+    batches are global already). With one process: ``batch_size``.
+
+        model.fit(x, y, batch_size=batch_size_per_process(args.batch_size))
+    """
+    from .. import distribute
+
+    return max(1, batch_size // distribute.world_size())
+
+
+def start_distributed(args):
+    """``--distributed N`` outside torchrun: run this same command in N local processes with
+    torchrun's launcher (``torch.distributed.launcher``, as ``torchrun --standalone``) and return
+    the exit status (a failing process's own, after the others are stopped). Launched by torchrun:
+    join the process group now (so that only rank 0 prints and fills ``--out``) and return None."""
+    import logging
+    import sys
+    import uuid
+
+    from .. import config, distribute
+
+    if distribute.launched():
+        distribute.initialize(config.resolve_device())
+        if not distribute.is_primary():
+            sys.stdout = open(os.devnull, "w")  # rank 0 alone prints; errors still reach stderr
+        return None
+    count = getattr(args, "distributed", None)
+    if not count:
+        return None
+    if not getattr(args, "command_line", None):
+        raise UsageError("--distributed starts the `rnnkit` command again under torchrun; from Python, launch "
+                         "your script with `torchrun --nproc_per_node=N script.py` instead.")
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    argv = shlex.split(args.command_line)[1:]  # the processes see torchrun's RANK and ignore --distributed
+    launch = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=count, run_id=str(uuid.uuid4()),
+                          rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    for name in list(logging.root.manager.loggerDict):  # the launcher's own logs; the processes say what failed
+        if name.startswith("torch.distributed.elastic"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        elastic_launch(launch, sys.executable)("-m", "rnnkit", *argv)
+    except ChildFailedError as exc:
+        return exc.get_first_failure()[1].exitcode
+    except SignalException:
+        raise KeyboardInterrupt from None
+    return 0

@@ -37,9 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import distribute
 from ..callbacks import Callback
 from . import UsageError
 from . import _text_common as common
+from ._common import add_training_service_arguments, start_distributed, training_callbacks
 
 TASK = "generate"
 LN2 = math.log(2)
@@ -80,6 +82,7 @@ def add_arguments(subparsers):
     train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                        help="0 silent, 1 progress bar, 2 one line per epoch (default)")
     common.add_threads_argument(train)
+    add_training_service_arguments(train)
     train.set_defaults(action=_train)
     sample = actions.add_parser("sample", help="stream text from a trained model")
     sample.add_argument("--model-file", required=True, help="a model saved by `rnnkit generate train`")
@@ -363,6 +366,11 @@ class _Progress(Callback):
 
 def _train(args):
     """Train the language model; its files land in ``args.out`` when the run completes."""
+    if args.minutes is not None and (args.distributed or distribute.launched()):
+        raise UsageError("--minutes cannot be used with several processes: the learning-rate schedule would "
+                         "follow each process's own clock. Give --epochs instead.")
+    if (code := start_distributed(args)) is not None:  # --distributed N: this command in N processes
+        return code
     with common.output_folder(args.out) as out:
         return _train_into(args, out)
 
@@ -417,8 +425,11 @@ def _train_into(args, out):
                          epochs * args.steps_per_epoch if args.epochs else 0,
                          say=(lambda text: print(text, flush=True)) if args.verbose else (lambda text: None))
     # verbose 2: the callback prints one line per epoch itself (fit's would say "Epoch 1/1000000")
-    model.fit(batches, epochs=epochs, verbose=1 if args.verbose == 1 else 0, callbacks=[progress])
+    model.fit(batches, epochs=epochs, verbose=1 if args.verbose == 1 else 0,
+              callbacks=[progress, *training_callbacks(args)])
     train_seconds = time.perf_counter() - progress.started
+    if not distribute.is_primary():  # --distributed: rank 0 scores and writes the best checkpoint
+        return 0
 
     # final scores with the best checkpoint
     best = rnnkit.load_model(out / "model.rnnkit", compile=False)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 
+from .._common import add_training_service_arguments, start_distributed
 from .._common import nonnegative_int, positive_float, positive_int, seed, threads_or_default
 from .models import DEFAULT_MODELS, MODELS
 from .pipeline import DEFAULT_EPOCHS, DEFAULT_PATIENCE, Options, format_table, torch_threads
@@ -77,6 +78,7 @@ def add_arguments(subparsers):
                              "a busy machine; 0 = PyTorch's default)")
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
                         help="1: progress bar per epoch (default), 2: one line per epoch, 0: table only")
+    add_training_service_arguments(parser)
 
     sub = parser.add_subparsers(dest="forecast_command", metavar="{predict}")
     pred = sub.add_parser("predict", help="forecasts for new data from a saved model",
@@ -102,6 +104,7 @@ def options_from_args(args):
         sampling=args.sampling, sequence_length=args.sequence_length, batch_size=args.batch_size,
         learning_rate=args.learning_rate, patience=args.patience, max_gap=args.max_gap,
         time_of_year=args.time_of_year, target_mode=args.target_mode, out=args.out, seed=args.seed, quick=args.quick, verbose=args.verbose, threads=args.threads,
+        tensorboard=args.tensorboard,
         command=getattr(args, "command_line", None))
 
 
@@ -111,6 +114,8 @@ def main(args):
             _predict(args.model_file, data=args.data, time_column=args.time_column, output=args.output,
                      show=args.show)
         return 0
+    if (code := start_distributed(args)) is not None:  # --distributed N: this command in N processes
+        return code
     _run(options_from_args(args))
     return 0
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ... import __version__, callbacks, optimizers, plots
+from ... import __version__, callbacks, distribute, optimizers, plots
 from ...datasets import DataError
 from .. import UsageError
 from .. import _common
-from .._common import output_folder
+from .._common import output_folder, training_callbacks
 from ...utils import set_random_seed
 from . import data as D
 from . import models as M
@@ -47,6 +47,7 @@ class Options:
     quick: bool = False
     verbose: int = 1
     threads: int = 1
+    tensorboard: str | None = None   # --tensorboard DIR: logs in DIR/<model name>
     command: str | None = None
 
 
@@ -215,7 +216,8 @@ def train_one(name, prep, opts, out_dir):
     model.metadata = model_metadata(prep, name, opts)
     checkpoint = out_dir / "checkpoints" / f"{name}.rnnkit"
     cbs = [callbacks.EarlyStopping(monitor="val_mae", patience=opts.patience, restore_best_weights=True),
-           callbacks.ModelCheckpoint(checkpoint, monitor="val_mae", save_best_only=True)]
+           callbacks.ModelCheckpoint(checkpoint, monitor="val_mae", save_best_only=True),
+           *training_callbacks(opts, run=name)]
     started = time.perf_counter()
     history = model.fit(prep.windows["train"].fresh(opts.seed), validation_data=prep.windows["val"], epochs=opts.epochs,
                         callbacks=cbs, verbose=opts.verbose)
@@ -350,7 +352,7 @@ def _train_and_report(opts, names, prep, out_dir, final_dir, t0, t_prep):
                      "normalisation": "mean/std of the training part", "epochs": opts.epochs,
                      "early_stopping": f"val_mae, patience {opts.patience}, best weights restored",
                      "optimizer": f"RMSprop(learning_rate={opts.learning_rate})", "seed": opts.seed,
-                     "torch_threads": _threads()},
+                     "torch_threads": _threads(), "processes": distribute.world_size()},
         "results": [{k: v for k, v in row.items()} for row in rows],
         "best_model": best,
         "best_beats_persistence": trained[best]["row"]["test_mae"] < reference["test_mae"],
