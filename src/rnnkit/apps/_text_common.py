@@ -1,6 +1,7 @@
 """What the text applications (sentiment, classify, generate) share: model choices,
-the bag-of-words baseline, metrics, reports, plots, loading a task's model file, and
-reading the texts to predict.
+the bag-of-words baseline, metrics, reports, plots, loading a task's model file, reading
+the texts to predict, the user's own training data (``--data``) and the windows of long
+texts (``--chunk``).
 """
 from __future__ import annotations
 
@@ -163,6 +164,58 @@ def encode(vectorizer, texts, length=None):
     empty = ids[:, 0] == 0
     ids[empty, 0] = 1
     return ids
+
+
+def chunk_ids(sequences, window):
+    """Cut each document's token ids into consecutive windows of at most ``window`` ids.
+
+    A document of ``n`` ids gives ``k = ceil(n / window)`` windows of as equal a size as
+    possible (``n / k`` rounded, the longer ones first), so that no window is a short tail
+    that would count as much as a full one in :func:`pool_documents`; one without ids gives
+    one window holding the unknown id 1 (as :func:`encode` does). Returns ``(ids, owner)``:
+    ``ids`` (number of windows, ``window``), padded with 0 at the end, and ``owner[w]`` = the
+    document window ``w`` comes from. Example: ``chunk_ids([[5, 6, 7, 8, 9], [4]], 4)`` ->
+    ``[[5, 6, 7, 0], [8, 9, 0, 0], [4, 0, 0, 0]]``, owners ``[0, 0, 1]``.
+    """
+    pieces, owner = [], []
+    for doc, sequence in enumerate(sequences):
+        sequence = list(sequence) or [1]
+        k = -(-len(sequence) // window)
+        for piece in np.array_split(np.asarray(sequence, dtype=np.int64), k):
+            pieces.append(piece)
+            owner.append(doc)
+    ids = np.zeros((len(pieces), window), dtype=np.int64)
+    for row, piece in enumerate(pieces):
+        ids[row, :len(piece)] = piece
+    return ids, np.asarray(owner, dtype=np.int64)
+
+
+def pool_documents(window_probs, owner, n_documents):
+    """A document's probabilities = the mean of its windows' probabilities:
+    ``p(doc) = (1 / |W(doc)|) * sum_{w in W(doc)} p(w)``. Every document needs a window."""
+    window_probs = np.asarray(window_probs, dtype=np.float64)
+    sums = np.zeros((n_documents, window_probs.shape[1]))
+    np.add.at(sums, owner, window_probs)
+    counts = np.bincount(owner, minlength=n_documents)
+    if (counts == 0).any():
+        raise ValueError(f"document(s) {np.flatnonzero(counts == 0).tolist()[:5]} have no window.")
+    return sums / counts[:, None]
+
+
+def encode_documents(vectorizer, texts, chunk=None):
+    """``(ids, owner)`` for a model: with ``chunk``, every window of ``chunk`` tokens of every
+    text (:func:`chunk_ids`); without, one row per text cut at the vectorizer's length
+    (:func:`encode`) and ``owner`` None."""
+    if not chunk:
+        return encode(vectorizer, texts), None
+    return chunk_ids(vectorizer.texts_to_sequences(texts), chunk)
+
+
+def document_probabilities(model, ids, owner, num_classes, n_documents):
+    """(n_documents, num_classes) probabilities: one per row of ``ids`` when ``owner`` is None,
+    else pooled over each document's windows (:func:`pool_documents`)."""
+    probs = class_probabilities(model, ids, num_classes)
+    return probs if owner is None else pool_documents(probs, owner, n_documents)
 
 
 def class_probabilities(model, ids, num_classes, batch_size=256):
@@ -385,6 +438,10 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
                         help="classify from the recurrent layer's last output, or the mean or the maximum of its "
                              f"outputs over the words (the mean leaves padding out, the maximum does not, as in "
                              f"Keras 3; default {default_pool})")
+    parser.add_argument("--chunk", type=positive_int, default=None, metavar="WORDS",
+                        help="read whole texts: cut each into windows of at most WORDS tokens, of equal size "
+                             "(instead of keeping the first --maxlen), train on every window with its text's "
+                             "label, and classify a text by the mean of its windows' probabilities (default: off)")
     parser.add_argument("--batch-size", type=positive_int, default=default_batch_size,
                         help=f"(default {default_batch_size})")
     parser.add_argument("--learning-rate", type=positive_float, default=default_learning_rate,
@@ -405,6 +462,40 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
     add_threads_argument(parser)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                         help="0 silent, 1 progress bar, 2 one line per epoch (default)")
+
+
+def add_data_arguments(parser, builtin):
+    """``--data``, ``--test-data``, ``--text-column``, ``--label-column``: the user's own texts
+    instead of the built-in corpus ``builtin`` (see :mod:`rnnkit.datasets.user_text`)."""
+    parser.add_argument("--data", default=None, metavar="DIR|FILE",
+                        help=f"your own labelled texts instead of {builtin}: a folder with one sub-folder of .txt "
+                             "files per class, or a .csv/.tsv/.jsonl file with a text and a label column")
+    parser.add_argument("--test-data", default=None, metavar="DIR|FILE",
+                        help="a separate test set in the same layout (default: a stratified split of --data "
+                             "for --seed)")
+    parser.add_argument("--text-column", default=None,
+                        help="with a .csv/.tsv/.jsonl --data: the column holding the texts (default text)")
+    parser.add_argument("--label-column", default=None,
+                        help="with a .csv/.tsv/.jsonl --data: the column holding the labels (default label)")
+
+
+def user_splits(args, *, val_fraction, test_fraction):
+    """The splits of ``args.data`` (and ``args.test_data``), or None when no ``--data`` was given."""
+    from ..datasets.user_text import user_text_splits
+
+    if args.data is None:
+        extra = [flag for flag, value in (("--test-data", args.test_data), ("--text-column", args.text_column),
+                                          ("--label-column", args.label_column)) if value is not None]
+        if extra:
+            verb, pronoun = ("go", "them") if len(extra) > 1 else ("goes", "it")
+            raise UsageError(f"{', '.join(extra)} {verb} with --data; add --data DIR|FILE or leave {pronoun} out.")
+        return None
+    if Path(args.data).is_dir() and (args.text_column or args.label_column):
+        raise UsageError(f"--text-column and --label-column are for .csv/.tsv/.jsonl files; {args.data} is a "
+                         "folder, whose sub-folder names are the labels.")
+    return user_text_splits(args.data, args.test_data, text_column=args.text_column,
+                            label_column=args.label_column, seed=args.seed, val_fraction=val_fraction,
+                            test_fraction=test_fraction)
 
 
 def add_classifier_predict_arguments(parser, task):
@@ -442,12 +533,18 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         raise UsageError("the training split holds only one class; use a larger --limit.")
     say(f"{splits.info.get('corpus', task)}: {len(splits.train)} train / {len(splits.val)} validation / "
         f"{len(splits.test)} test texts; classes: {', '.join(class_names)}")
+    if "split_rule" in splits.info:
+        say(f"split for seed {splits.info.get('seed')}: {splits.info['split_rule']}")
 
     vectorizer = TextVectorizer(max_tokens=args.max_tokens, min_count=args.min_count,
                                 output_sequence_length=args.maxlen)
     vectorizer.adapt(splits.train.texts)
-    x_train, x_val, x_test = (encode(vectorizer, s.texts) for s in (splits.train, splits.val, splits.test))
+    chunk = getattr(args, "chunk", None)
+    (x_train, own_train), (x_val, own_val), (x_test, own_test) = (
+        encode_documents(vectorizer, s.texts, chunk) for s in (splits.train, splits.val, splits.test))
     y_train, y_val = splits.train.labels, splits.val.labels
+    if chunk:  # every window carries its text's label
+        y_train, y_val = y_train[own_train], y_val[own_val]
     if num_classes == 2:
         y_train, y_val = y_train.astype("float32"), y_val.astype("float32")
     lengths = {name: vectorizer.lengths(s.texts) for name, s in
@@ -458,6 +555,7 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         "tokens_per_text": {"mean": round(float(all_lengths.mean()), 1), "median": float(np.median(all_lengths)),
                             "p90": float(np.percentile(all_lengths, 90)), "max": int(all_lengths.max())},
         "texts_truncated_share": round(float((all_lengths > args.maxlen).mean()), 4),
+        "test_texts_over_maxlen": int((lengths["test"] > args.maxlen).sum()),
         "tokens_dropped_share": round(float(np.maximum(all_lengths - args.maxlen, 0).sum() / all_lengths.sum()), 4),
     }
     majority = int(np.bincount(splits.train.labels, minlength=num_classes).argmax())
@@ -468,7 +566,7 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         "settings": {k: getattr(args, k) for k in ("model", "epochs", "maxlen", "max_tokens", "min_count",
                                                    "embed_dim", "units", "dropout", "embed_dropout", "spatial_dropout",
                                                    "pool", "batch_size", "learning_rate", "weight_decay",
-                                                   "ensemble", "patience", "seed", "limit")
+                                                   "ensemble", "patience", "seed", "limit", "chunk")
                      if hasattr(args, k)},
         "vocabulary_size": vectorizer.vocabulary_size(), "truncation": truncation,
         "majority_class": {"label": class_names[majority],
@@ -476,8 +574,26 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         "models": {}, "baseline": None,
         "torch_threads": threads,
     }
-    say(f"vocabulary: {vectorizer.vocabulary_size()} ids; maxlen {args.maxlen} tokens "
-        f"({truncation['texts_truncated_share']:.1%} of texts cut, {truncation['tokens_dropped_share']:.1%} of tokens)")
+    if chunk:
+        per_text = np.concatenate([np.bincount(own) for own in (own_train, own_val, own_test)])
+        report["chunking"] = {
+            "window_tokens": chunk, "pooling": "mean of the windows' probabilities per text",
+            "windows": {"train": len(x_train), "val": len(x_val), "test": len(x_test)},
+            "windows_per_text": {"mean": round(float(per_text.mean()), 2), "max": int(per_text.max())},
+            "texts_cut": 0}
+        say(f"vocabulary: {vectorizer.vocabulary_size()} ids; whole texts in windows of {chunk} tokens: "
+            f"{len(x_train)} training windows from {len(splits.train)} texts ({per_text.mean():.2f} per text, "
+            f"at most {per_text.max()}); "
+            f"without --chunk, maxlen {args.maxlen} would cut {truncation['texts_truncated_share']:.1%} of texts")
+    else:
+        say(f"vocabulary: {vectorizer.vocabulary_size()} ids; maxlen {args.maxlen} tokens "
+            f"({truncation['texts_truncated_share']:.1%} of texts cut, "
+            f"{truncation['tokens_dropped_share']:.1%} of tokens)")
+
+    def accuracy_where(mask, probs):
+        """Test accuracy on the texts of ``mask`` (those longer than maxlen: what truncation cuts), or None."""
+        hits = probs.argmax(1)[mask] == splits.test.labels[mask]
+        return round(float(hits.mean()), 5) if mask.any() else None
 
     plots_dir = out
     trained = {}
@@ -499,8 +615,8 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
                 say(f"-- {kind} copy {i + 1} of {members} (seed {seed}) --")
             member_summary, member_seconds = train_classifier(model, x_train, y_train, x_val, y_val, args.epochs,
                                                               args.batch_size, args.patience, args.verbose)
-            val_p = class_probabilities(model, x_val, num_classes)
-            test_p = class_probabilities(model, x_test, num_classes)
+            val_p = document_probabilities(model, x_val, own_val, num_classes, len(splits.val))
+            test_p = document_probabilities(model, x_test, own_test, num_classes, len(splits.test))
             val_sum, test_sum, seconds = val_sum + val_p, test_sum + test_p, seconds + member_seconds
             summary = summary or member_summary
             models.append(model)
@@ -519,6 +635,8 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         files = [f"{task}-{kind}.rnnkit"] + [f"{task}-{kind}-copy{i + 1}.rnnkit" for i in range(1, members)]
         for i, (model, name) in enumerate(zip(models, files)):
             extra = {"ensemble": files} if i == 0 and members > 1 else {}
+            if chunk:
+                extra["chunk"] = chunk
             model.metadata = task_metadata(task, vectorizer, labels=class_names, model=kind,
                                            description=description, corpus=report["corpus"],
                                            test_accuracy=test_metrics["accuracy"], val_accuracy=val_acc,
@@ -526,6 +644,7 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
             model.save(out / name)
         entry = {"description": description, "params": int(sum(m.count_params() for m in models)),
                  "val_accuracy": val_acc, "test_accuracy": test_metrics["accuracy"], "test": test_metrics,
+                 "test_accuracy_texts_over_maxlen": accuracy_where(lengths["test"] > args.maxlen, test_probs),
                  "train_seconds": round(seconds, 2), "model_file": files[0], **summary}
         if members > 1:
             entry["ensemble"] = {"copies": members, "model_files": files, "members": member_rows,
@@ -555,6 +674,7 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
                                           name=name)
             summary["test"] = classification_metrics(splits.test.labels, probs, class_names)
             summary["test_accuracy"] = summary["test"]["accuracy"]
+            summary["test_accuracy_texts_over_maxlen"] = accuracy_where(lengths["test"] > args.maxlen, probs)
             report["baselines"][name] = {"name": name, **summary}
         primary = report["baselines"][BASELINE_NAME]
         if num_classes > 2:
@@ -609,6 +729,12 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
         cut = truncation["baseline_test_accuracy_first_maxlen_tokens"]
         say(f"truncation to {args.maxlen} tokens: the baseline's test accuracy is {full:.4f} on full texts and "
             f"{cut:.4f} on the first {args.maxlen} tokens ({(cut - full) * 100:+.2f} points)")
+    if truncation["test_texts_over_maxlen"]:
+        scores = [(row_name(k), report["models"][k]["test_accuracy_texts_over_maxlen"]) for k in kinds]
+        scores += [(name, b["test_accuracy_texts_over_maxlen"]) for name, b in (report.get("baselines") or {}).items()]
+        say(f"test accuracy on the {truncation['test_texts_over_maxlen']} test texts longer than {args.maxlen} "
+            f"tokens{' (read whole, in windows)' if chunk else ''}: "
+            + ", ".join(f"{name} {acc:.4f}" for name, acc in scores))
     write_json(out / "report.json", report)
     final = Path(args.out)
     say(f"\nwrote {final / 'report.json'}, {final / 'model.rnnkit'} (best: {best}) and plots in {final}")
@@ -623,8 +749,8 @@ def predict_text_classes(args, *, task, out=None):
     if not labels:
         raise UsageError(f"{args.model_file} has no class labels in its metadata.")
     texts = read_input_texts(args.texts, args.file)
-    ids = encode(vectorizer, texts)
-    probs = class_probabilities(model, ids, len(labels))
+    ids, owner = encode_documents(vectorizer, texts, metadata.get("chunk"))
+    probs = document_probabilities(model, ids, owner, len(labels), len(texts))
     copies = metadata.get("ensemble") or []
     if len(copies) > 1:  # the first listed file is this model's own copy
         folder = Path(args.model_file).parent
@@ -635,7 +761,7 @@ def predict_text_classes(args, *, task, out=None):
                     f"{name} is not beside it (no model file at {folder / name}); keep the files "
                     f"`rnnkit {task} train` wrote together.")
             member, _, _ = load_task_model(folder / name, task)
-            probs = probs + class_probabilities(member, ids, len(labels))
+            probs = probs + document_probabilities(member, ids, owner, len(labels), len(texts))
         probs = probs / len(copies)
     top = min(args.top, len(labels))
     rows = []

