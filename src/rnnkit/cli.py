@@ -31,6 +31,8 @@ COMMANDS = {
     "seq2seq": "rnnkit.apps.seq2seq",
     "compare": "rnnkit.apps.compare",
     "export": "rnnkit.apps.export",
+    "authorship": "rnnkit.apps.authorship",
+    "tsclassify": "rnnkit.apps.tsclassify",
 }
 
 EXIT_USAGE = 2

@@ -31,6 +31,11 @@ left out of the means and counted in ``queries_without_relevant``.
 """
 from __future__ import annotations
 
+import collections
+import re
+import unicodedata
+import zlib
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -44,6 +49,7 @@ __all__ = [
     "hardest_negatives", "batch_hard_triplet_loss",
     "rank_items", "average_precision", "reciprocal_rank", "recall_at_k", "retrieval_metrics",
     "expected_random_average_precision",
+    "sum_word_pieces", "any_word_piece", "WordPieces",
 ]
 
 SIMILARITIES = ("cosine", "manhattan")
@@ -312,3 +318,115 @@ def expected_random_average_precision(n_relevant, n_items):
         return 1.0
     k = np.arange(1, n + 1, dtype=np.float64)
     return float(np.sum(1.0 / k + (r - 1) * (k - 1) / (k * (n - 1))) / n)
+
+
+
+# ----- texts: words as a word id plus hashed character n-grams ----------------------------------
+@register_keras_serializable(package="rnnkit.compare")
+def sum_word_pieces(x, mask=None):
+    """(batch, words, pieces, dim) piece vectors -> (batch, words, dim) word vectors: the sum of
+    a word's pieces (those the mask keeps, i.e. not padding), as fastText builds a word."""
+    if mask is not None:
+        x = x * mask.unsqueeze(-1).to(x.dtype)
+    return x.sum(dim=2)
+
+
+@register_keras_serializable(package="rnnkit.compare")
+def any_word_piece(inputs, mask):
+    """The word mask after :func:`sum_word_pieces`: a word is there when one of its pieces is."""
+    return None if mask is None else mask.any(dim=-1)
+
+
+class WordPieces:
+    """Text -> (words, pieces) integer ids: each word is its id in a vocabulary (words seen at
+    least ``min_count`` times when fitting) plus the hashed ids of its character n-grams
+    (``"<word>"``, n in ``ngrams``), as in fastText. Words never seen still get their n-grams, so
+    "jesus" shares pieces with "jesu", and a French and an English word spelt alike
+    ("disciples", "apotres"/"apostles") share some. Text is lower-cased and accents are dropped
+    (NFKD) before splitting into runs of letters or digits. Id 0 is padding.
+
+    Arguments:
+        buckets: number of hash buckets for n-grams (ids after the word ids).
+        ngrams: n-gram lengths.
+        max_pieces: pieces per word (the word id first, then n-grams, shortest n first).
+        min_count: how often a word must occur in the fitting texts to get its own id.
+
+    >>> wp = WordPieces(buckets=1000).fit(["the son of David", "fils de David"])
+    >>> wp.encode(["David"]).shape                   # (texts, words, pieces)
+    (1, 1, 12)
+    """
+
+    def __init__(self, buckets=2 ** 15, ngrams=(3, 4, 5), max_pieces=12, min_count=2, vocabulary=()):
+        self.buckets, self.ngrams, self.max_pieces = int(buckets), tuple(int(n) for n in ngrams), int(max_pieces)
+        self.min_count = int(min_count)
+        self.vocabulary = list(vocabulary)
+        self._index = {w: i + 1 for i, w in enumerate(self.vocabulary)}
+        self._cache = {}
+
+    _WORD = re.compile(r"[^\W_]+")
+
+    @staticmethod
+    def normalize(text):
+        """Lower case, accents dropped: "Jésus" -> "jesus"."""
+        text = unicodedata.normalize("NFKD", str(text).lower())
+        return "".join(c for c in text if not unicodedata.combining(c))
+
+    def words(self, text):
+        return self._WORD.findall(self.normalize(text))
+
+    def fit(self, texts):
+        counts = collections.Counter(w for t in texts for w in self.words(t))
+        self.vocabulary = sorted(w for w, c in counts.items() if c >= self.min_count)
+        self._index = {w: i + 1 for i, w in enumerate(self.vocabulary)}
+        self._cache = {}
+        return self
+
+    @property
+    def input_dim(self):
+        """The embedding size the ids need: padding + words + buckets."""
+        return 1 + len(self.vocabulary) + self.buckets
+
+    def pieces(self, word):
+        """The ids of one word: [word id (if known)] + hashed n-grams, at most ``max_pieces``."""
+        cached = self._cache.get(word)
+        if cached is None:
+            ids = [self._index[word]] if word in self._index else []
+            marked = f"<{word}>"
+            offset = 1 + len(self.vocabulary)
+            for n in self.ngrams:
+                ids.extend(offset + zlib.crc32(marked[i:i + n].encode("utf-8")) % self.buckets
+                           for i in range(max(1, len(marked) - n + 1)))
+            cached = self._cache[word] = ids[:self.max_pieces]
+        return cached
+
+    def encode_one(self, text, max_words=None):
+        """One text -> (words, max_pieces) int32 array (zero-padded pieces)."""
+        words = self.words(text)[:max_words]
+        out = np.zeros((len(words), self.max_pieces), dtype=np.int32)
+        for i, w in enumerate(words):
+            p = self.pieces(w)
+            out[i, :len(p)] = p
+        return out
+
+    @staticmethod
+    def pad(encoded, max_words=None):
+        """Stack per-text arrays from :meth:`encode_one` into (texts, words, pieces), zero-padded."""
+        width = max([len(e) for e in encoded] + [1])
+        width = width if max_words is None else min(width, max_words)
+        pieces = encoded[0].shape[1] if encoded else 1
+        out = np.zeros((len(encoded), width, pieces), dtype=np.int32)
+        for i, e in enumerate(encoded):
+            out[i, :min(len(e), width)] = e[:width]
+        return out
+
+    def encode(self, texts, max_words=None):
+        """Texts -> (texts, words, pieces) int32 array, zero-padded to the longest text."""
+        return self.pad([self.encode_one(t, max_words) for t in texts], max_words)
+
+    def get_config(self):
+        return {"buckets": self.buckets, "ngrams": list(self.ngrams), "max_pieces": self.max_pieces,
+                "min_count": self.min_count, "vocabulary": list(self.vocabulary)}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -45,15 +45,16 @@ Token ids: 0 padding, 1 unknown, 2 start ``<s>``, 3 end ``</s>``, then the symbo
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 
 import numpy as np
 
 __all__ = [
-    "PAD", "UNK", "START", "END", "Vocabulary", "ATTENTION_KINDS", "CELLS",
-    "build_model", "inference_models", "loss", "encode_pairs", "pad",
-    "decode", "greedy_decode", "beam_search",
-    "edit_distance", "exact_match", "char_accuracy", "word_error_rate", "phoneme_error_rate",
+    "PAD", "UNK", "START", "END", "Vocabulary", "ATTENTION_KINDS", "CELLS", "tokenize_words", "detokenize_words",
+    "build_model", "build_keras_example_model", "inference_models", "loss", "encode_pairs", "pad",
+    "decode", "greedy_decode", "beam_search", "nearest_neighbour_translations",
+    "edit_distance", "exact_match", "char_accuracy", "word_error_rate", "phoneme_error_rate", "bleu", "chrf",
 ]
 
 PAD, UNK, START, END = 0, 1, 2, 3
@@ -63,13 +64,47 @@ ATTENTION_KINDS = ("dot", "general", "additive")
 
 
 # ----- vocabularies -------------------------------------------------------------------------------
+# words and punctuation; a French elision ("l'", "qu'") and a hyphenated ending ("-il", "-dessus")
+# are tokens of their own, so that "l'étendue" and "au-dessus" share their words with other texts
+_WORD = re.compile(r"\w+'(?=\w)|\w+|(?<=\w)-\w+'(?=\w)|(?<=\w)-\w+|[^\w\s]")
+_ATTACH_LEFT = frozenset(",.;:!?)]'")
+
+
+def tokenize_words(text):
+    """Words and punctuation marks of ``text`` (for ``Vocabulary(level="word")``).
+
+    >>> tokenize_words("Dieu dit: Que l'étendue soit au-dessus des eaux!")
+    ['Dieu', 'dit', ':', 'Que', "l'", 'étendue', 'soit', 'au', '-dessus', 'des', 'eaux', '!']
+    """
+    return _WORD.findall(text)
+
+
+def detokenize_words(tokens):
+    """Text of ``tokens`` from :func:`tokenize_words`: a space between tokens except before
+    closing punctuation and hyphenated endings, and after an elision or an opening bracket.
+
+    >>> detokenize_words(["Dieu", "dit", ":", "Que", "l'", "étendue", "soit", "au", "-dessus", "!"])
+    "Dieu dit: Que l'étendue soit au-dessus!"
+    """
+    out, previous = "", None
+    for token in tokens:
+        glued = previous is None or token in _ATTACH_LEFT or (token[0] == "-" and len(token) > 1) or (
+            previous in ("(", "[", "-") or (len(previous) > 1 and previous[-1] == "'"))
+        out += token if glued else " " + token
+        previous = token
+    return out
+
+
 class Vocabulary:
-    """Symbols <-> ids for characters (``level="char"``) or whitespace-separated tokens
-    (``level="token"``). Ids 0-3 are padding, unknown, start and end."""
+    """Symbols <-> ids for characters (``level="char"``), whitespace-separated tokens
+    (``level="token"``) or words and punctuation (``level="word"``: :func:`tokenize_words`,
+    decoded by :func:`detokenize_words`). Ids 0-3 are padding, unknown, start and end."""
+
+    LEVELS = ("char", "token", "word")
 
     def __init__(self, symbols, level="char"):
-        if level not in ("char", "token"):
-            raise ValueError(f"level must be 'char' or 'token', got {level!r}")
+        if level not in self.LEVELS:
+            raise ValueError(f"level must be one of {self.LEVELS}, got {level!r}")
         self.level = level
         self.symbols = list(SPECIALS) + [s for s in symbols if s not in SPECIALS]
         self.index = {s: i for i, s in enumerate(self.symbols)}
@@ -77,16 +112,21 @@ class Vocabulary:
             raise ValueError("the symbols of a vocabulary must be distinct")
 
     @classmethod
-    def build(cls, texts, level="char", min_count=1):
-        """Symbols of ``texts`` by descending count (ties in order of first appearance)."""
+    def build(cls, texts, level="char", min_count=1, max_size=None):
+        """Symbols of ``texts`` by descending count (ties in order of first appearance), those
+        seen fewer than ``min_count`` times left out, at most ``max_size`` ids in all (with the
+        4 specials); the symbols left out read as unknown."""
         counts = Counter()
         for text in texts:
             counts.update(cls._split(text, level))
-        return cls([s for s, n in counts.most_common() if n >= min_count], level)
+        symbols = [s for s, n in counts.most_common() if n >= min_count]
+        if max_size is not None:
+            symbols = symbols[:max(0, max_size - len(SPECIALS))]
+        return cls(symbols, level)
 
     @staticmethod
     def _split(text, level):
-        return list(text) if level == "char" else text.split()
+        return list(text) if level == "char" else tokenize_words(text) if level == "word" else text.split()
 
     def split(self, text):
         return self._split(text, self.level)
@@ -116,7 +156,13 @@ class Vocabulary:
             if i in (PAD, START):
                 continue
             out.append(self.symbols[i] if 0 <= i < len(self.symbols) else SPECIALS[UNK])
-        return ("" if self.level == "char" else " ").join(out)
+        return self.join(out)
+
+    def join(self, symbols):
+        """Text of a list of symbols (the inverse of :meth:`split`)."""
+        if self.level == "word":
+            return detokenize_words(symbols)
+        return ("" if self.level == "char" else " ").join(symbols)
 
     def get_config(self):
         return {"level": self.level, "symbols": self.symbols[len(SPECIALS):]}
@@ -211,6 +257,53 @@ def build_model(src_vocab_size, tgt_vocab_size, *, cell="lstm", units=128, embed
     return model
 
 
+def build_keras_example_model(num_encoder_tokens, num_decoder_tokens, latent_dim=256, name="keras_lstm_seq2seq"):
+    """The training model of Keras's ``lstm_seq2seq`` example (keras.io/examples/nlp/lstm_seq2seq),
+    written as it is there: one-hot characters in, ``LSTM(latent_dim, return_state=True)``
+    encoder whose final ``[h, c]`` start an ``LSTM(latent_dim, return_sequences=True)``
+    decoder, ``Dense(num_decoder_tokens, softmax)`` out; no embedding, no mask, no attention.
+
+    Train it on one-hot ``[encoder_inputs, decoder_inputs]`` (teacher forcing) with
+    ``loss="sparse_categorical_crossentropy"`` on target ids; :func:`inference_models` cuts its
+    encoder and one-step decoder as the example does, and :func:`decode` runs them with
+    ``memory=False, from_logits=False, token_input=one-hot``::
+
+        model = build_keras_example_model(80, 90)
+        encoder, decoder = inference_models(model)
+    """
+    import rnnkit
+    from rnnkit import layers as L
+
+    encoder_inputs = rnnkit.Input(shape=(None, num_encoder_tokens), name="encoder_inputs")
+    _, state_h, state_c = L.LSTM(latent_dim, return_state=True, name="encoder")(encoder_inputs)
+    decoder_inputs = rnnkit.Input(shape=(None, num_decoder_tokens), name="decoder_inputs")
+    decoder_outputs, _, _ = L.LSTM(latent_dim, return_sequences=True, return_state=True, name="decoder")(
+        decoder_inputs, initial_state=[state_h, state_c])
+    probabilities = L.Dense(num_decoder_tokens, activation="softmax", name="probabilities")(decoder_outputs)
+    model = rnnkit.Model([encoder_inputs, decoder_inputs], probabilities, name=name)
+    model.metadata = {"seq2seq": {"keras_example": True, "one_hot": True, "cell": "lstm", "units": latent_dim,
+                                  "decoder_units": latent_dim, "layers": 1, "attention": None,
+                                  "bidirectional": False, "states_per_layer": 2,
+                                  "src_vocab_size": num_encoder_tokens, "tgt_vocab_size": num_decoder_tokens}}
+    return model
+
+
+def _keras_example_inference_models(model):
+    """The example's inference models: ``encoder(one-hot sources) -> [h, c]``,
+    ``decoder([one-hot tokens, h, c]) -> [probabilities, h, c]``."""
+    import rnnkit
+
+    spec = model.metadata["seq2seq"]
+    encoder = rnnkit.Model(model.input[0], list(model.get_layer("encoder").output[1:]), name="encoder")
+    tokens = rnnkit.Input(shape=(None, spec["tgt_vocab_size"]), name="step_tokens")
+    states = [rnnkit.Input(shape=(spec["units"],), name=f"state_{k}") for k in range(2)]
+    out, h, c = model.get_layer("decoder")(tokens, initial_state=states)
+    decoder = rnnkit.Model([tokens] + states, [model.get_layer("probabilities")(out), h, c], name="decoder")
+    encoder.eval()
+    decoder.eval()
+    return encoder, decoder
+
+
 def _attention_head(y, memory, attention, units, dropout=0.0, layers=None):
     """Attention over ``memory`` from the decoder outputs ``y``: (attentional vector, weights).
 
@@ -255,7 +348,8 @@ def inference_models(model):
 
     ``encoder(encoder_tokens) -> [memory, *states]`` (memory only with attention);
     ``decoder([tokens, *states, memory?]) -> [logits, *states, attention_weights?]``.
-    Works on a model from :func:`build_model` or one loaded from its file.
+    Works on a model from :func:`build_model` (or :func:`build_keras_example_model`: then the
+    example's ``[h, c]`` and ``[probabilities, h, c]``) or one loaded from its file.
     """
     import rnnkit
     from rnnkit import layers as L
@@ -263,6 +357,8 @@ def inference_models(model):
     spec = (model.metadata or {}).get("seq2seq")
     if spec is None:
         raise ValueError("this model was not built by rnnkit.seq2seq.build_model (no 'seq2seq' metadata)")
+    if spec.get("keras_example"):
+        return _keras_example_inference_models(model)
     n_layers, n_states, units = spec["layers"], spec["states_per_layer"], spec["decoder_units"]
     attention = spec["attention"]
     get = model.get_layer
@@ -563,3 +659,39 @@ def char_accuracy(predictions, references):
         right += sum(1 for i in range(min(len(p), len(r))) if p[i] == r[i])
         total += n
     return right / total if total else float("nan")
+
+
+def bleu(predictions, references):
+    """Corpus BLEU (0-100) of detokenised ``predictions`` against one reference each, by
+    ``sacrebleu`` with its defaults (13a tokenisation, case-sensitive, exponential smoothing off).
+
+    >>> round(bleu(["the cat sat on the mat"], ["the cat sat on the mat"]), 1)
+    100.0
+    """
+    import sacrebleu
+
+    return float(sacrebleu.corpus_bleu(list(predictions), [list(references)]).score)
+
+
+def chrf(predictions, references):
+    """Corpus chrF (0-100, character 6-grams, beta 2) by ``sacrebleu`` with its defaults."""
+    import sacrebleu
+
+    return float(sacrebleu.corpus_chrf(list(predictions), [list(references)]).score)
+
+
+# ----- baselines ----------------------------------------------------------------------------------
+def nearest_neighbour_translations(train_sources, train_targets, sources):
+    """Retrieval baseline: for each of ``sources``, the target of the training source most similar
+    by TF-IDF cosine (scikit-learn's ``TfidfVectorizer`` over lower-cased words, sublinear tf).
+
+    >>> nearest_neighbour_translations(["a red cat", "a blue dog"], ["un chat rouge", "un chien bleu"],
+    ...                                ["the blue dog"])
+    ['un chien bleu']
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    vectorizer = TfidfVectorizer(sublinear_tf=True, token_pattern=r"(?u)\b\w+\b")
+    train = vectorizer.fit_transform(train_sources)   # rows L2-normalised: dot product = cosine
+    nearest = np.asarray((vectorizer.transform(sources) @ train.T).argmax(axis=1)).ravel()
+    return [train_targets[i] for i in nearest]

