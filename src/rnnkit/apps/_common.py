@@ -151,14 +151,17 @@ def output_folder(path):
 
 
 # ----- training services: TensorBoard logs, data-parallel processes -----------------------------
-def add_training_service_arguments(parser):
+def add_training_service_arguments(parser, distributed=True):
     """``--tensorboard DIR`` and ``--distributed N`` for a command that trains. Its ``main`` then
     starts with ``if (code := start_distributed(args)) is not None: return code`` and passes
-    ``training_callbacks(args)`` to ``fit``; its batches, read alike by every process, are global."""
+    ``training_callbacks(args)`` to ``fit``; its batches, read alike by every process, are global.
+    ``distributed=False``: ``--tensorboard`` alone."""
     parser.add_argument("--tensorboard", type=_tensorboard_dir, metavar="DIR",
                         help="write TensorBoard logs (loss, metrics and learning rate per epoch, train and "
                              "validation) under DIR; view them with `tensorboard --logdir DIR` "
                              '(needs pip install "rnnkit[tensorboard]")')
+    if not distributed:
+        return
     parser.add_argument("--distributed", type=bounded_int(2, 256, "a process count"), metavar="N",
                         help="train data-parallel in N local processes, as `torchrun --nproc_per_node=N -m "
                              "rnnkit ...` does: each takes its share of every batch (--batch-size stays the "

@@ -16,6 +16,7 @@ from . import UsageError
 from ._common import (EXIT_USAGE, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
                       load_model_for, nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
                       threads, write_json)
+from ._common import add_training_service_arguments, training_callbacks
 from ._common import apply_threads as _apply_thread_count
 
 CLASSIFIER_KINDS = ("simplernn", "lstm", "gru", "bilstm")
@@ -227,14 +228,15 @@ def class_probabilities(model, ids, num_classes, batch_size=256):
     return out
 
 
-def train_classifier(model, x_train, y_train, x_val, y_val, epochs, batch_size, patience, verbose):
-    """Fit with early stopping on validation loss, best weights restored; returns (history, seconds)."""
+def train_classifier(model, x_train, y_train, x_val, y_val, epochs, batch_size, patience, verbose, callbacks=()):
+    """Fit with early stopping on validation loss, best weights restored (and ``callbacks``);
+    returns (history, seconds)."""
     import rnnkit
 
     stop = rnnkit.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
     started = time.perf_counter()
     history = model.fit(x_train, y_train, batch_size=batch_size, epochs=epochs, validation_data=(x_val, y_val),
-                        callbacks=[stop], verbose=verbose)
+                        callbacks=[stop, *callbacks], verbose=verbose)
     seconds = time.perf_counter() - started
     logs = history.history
     best = int(np.argmin(logs["val_loss"])) if logs.get("val_loss") else len(logs.get("loss", [])) - 1
@@ -460,6 +462,7 @@ def add_classifier_train_arguments(parser, *, default_model, default_maxlen, def
                         help="use only the first N texts of each split (quick runs)")
     parser.add_argument("--no-baseline", action="store_true", help="skip the bag-of-words baseline")
     add_threads_argument(parser)
+    add_training_service_arguments(parser, distributed=False)
     parser.add_argument("--verbose", type=int, choices=(0, 1, 2), default=2,
                         help="0 silent, 1 progress bar, 2 one line per epoch (default)")
 
@@ -613,8 +616,10 @@ def _train_text_classifiers(args, out, *, task, splits, say=print):
             compile_classifier(model, num_classes, args.learning_rate, getattr(args, "weight_decay", 0.0))
             if members > 1:
                 say(f"-- {kind} copy {i + 1} of {members} (seed {seed}) --")
+            run = kind if members == 1 else f"{kind}-{i + 1}"
             member_summary, member_seconds = train_classifier(model, x_train, y_train, x_val, y_val, args.epochs,
-                                                              args.batch_size, args.patience, args.verbose)
+                                                              args.batch_size, args.patience, args.verbose,
+                                                              callbacks=training_callbacks(args, run=run))
             val_p = document_probabilities(model, x_val, own_val, num_classes, len(splits.val))
             test_p = document_probabilities(model, x_test, own_test, num_classes, len(splits.test))
             val_sum, test_sum, seconds = val_sum + val_p, test_sum + test_p, seconds + member_seconds

@@ -92,6 +92,7 @@ def add_arguments(subparsers):
     train.add_argument("--no-dtw", action="store_true", help="skip the 1-NN DTW baseline")
     train.add_argument("--out", default="runs/tsclassify", help="output folder (default runs/tsclassify)")
     common.add_threads_argument(train)
+    common.add_training_service_arguments(train, distributed=False)
     train.set_defaults(action=_train)
     predict = actions.add_parser("predict", help="classify series with a trained model")
     predict.add_argument("--model-file", required=True, help="model.rnnkit written by `rnnkit tsclassify train`")
@@ -213,7 +214,8 @@ def fit_one_seed(name, kind, seed, args, xs_train, x_train_all, y_train, x_test,
     t0, c0 = time.perf_counter(), time.process_time()
     batches = crop_batches([xs_train[i] for i in fit], y_train[fit], batch_size, kind, factor, args.crop, seed)
     history = model.fit(batches, epochs=args.epochs, steps_per_epoch=-(-len(fit) // batch_size), verbose=0,
-                        callbacks=[stop], validation_data=([a[val] for a in x_train_all], y_train[val])).history
+                        callbacks=[stop, *common.training_callbacks(args, run=f"{name}/{kind}-seed{seed}")],
+                        validation_data=([a[val] for a in x_train_all], y_train[val])).history
     if not np.isfinite(history["loss"]).all():
         raise FloatingPointError(f"{name} {kind} seed {seed}: training diverged (non-finite loss); "
                                  f"try a lower --learning-rate.")
