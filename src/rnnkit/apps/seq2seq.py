@@ -24,7 +24,11 @@ Tasks (``rnnkit.datasets.seq2seq_data``):
   English copied unchanged, and the French of the most similar training verse by TF-IDF
   cosine -- and against ``keras-char``, the model of Keras's ``lstm_seq2seq`` example
   (one-hot characters, LSTM(256) encoder and decoder, no attention), all models with the
-  same ``--minutes`` of CPU time (``--clock cpu``).
+  same ``--minutes`` of CPU time (``--clock cpu``). Measured (one thread, seed 0, test
+  BLEU with beam 4): at 3 CPU-minutes a model, lstm-general 0.85, lstm 0.37, keras-char
+  0.01; at 7, lstm-general 1.89 and lstm 0.76 -- above copying the source (0.37) but below
+  the retrieval baseline (4.85): these budgets are far too short for word-level translation
+  from 10,544 verse pairs (validation BLEU still rising when the budget ran out).
 * ``--data pairs.tsv``: your own ``source<TAB>target`` lines (UTF-8), character level
   (``--level token`` for whitespace-separated tokens), shuffled 80/10/10.
 
