@@ -47,6 +47,18 @@ enum { GRU = 0, RNN_TANH = 1, RNN_RELU = 2 };
 
 static inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
+/* GRU unit j of one row (reset_after): r = sigmoid(x_r + a_r), z = sigmoid(x_z + a_z),
+   hn = a_n (h W_hn + b_hn), n = tanh(x_n + r * hn); returns h' = n + z * (h - n). x: the input
+   projection without its bias bx, a: h W_hh without its bias bh. */
+static inline float gru_unit(const float *x, const float *bx, const float *a, const float *bh, float h, int H,
+                             int j, float *r, float *z, float *n, float *hn) {
+    *r = sigmoid(x[j] + bx[j] + a[j] + bh[j]);
+    *z = sigmoid(x[H + j] + bx[H + j] + a[H + j] + bh[H + j]);
+    *hn = a[2 * H + j] + bh[2 * H + j];
+    *n = tanhf(x[2 * H + j] + bx[2 * H + j] + *r * *hn);
+    return *n + *z * (h - *n);
+}
+
 /* B (k, n), or B^T when ``transposed`` (row-major (n, k)), packed for C (m, n) = A (m, k) B. */
 static float *pack_b(int m, int n, int k, const float *b, int transposed) {
     float *packed = malloc(cblas_sgemm_pack_get_size(B_MATRIX, m, n, k));
@@ -100,14 +112,18 @@ static void forward_rows(job_t *job) {
             const float *xi = xp + (size_t)i * G, *ai = a + (size_t)i * G, *hi = h + (size_t)i * H;
             float *oi = out + (size_t)i * H, *si = saved ? saved + (size_t)i * S : NULL;
             if (kind == GRU) {
-#pragma omp simd
-                for (int j = 0; j < H; ++j) {
-                    float r = sigmoid(xi[j] + bx[j] + ai[j] + bh[j]);
-                    float z = sigmoid(xi[H + j] + bx[H + j] + ai[H + j] + bh[H + j]);
-                    float hn = ai[2 * H + j] + bh[2 * H + j];
-                    float n = tanhf(xi[2 * H + j] + bx[2 * H + j] + r * hn);
-                    oi[j] = n + z * (hi[j] - n);
-                    if (si) { si[j] = r; si[H + j] = z; si[2 * H + j] = n; si[3 * H + j] = hn; }
+                /* two loops, not one with an ``if (si)`` inside: a conditional store keeps GCC from
+                   vectorising the loop (and so from libmvec's SIMD expf) on CPUs without AVX-512 */
+                float r, z, n, hn;
+                if (si) {
+#pragma omp simd private(r, z, n, hn)
+                    for (int j = 0; j < H; ++j) {
+                        oi[j] = gru_unit(xi, bx, ai, bh, hi[j], H, j, &r, &z, &n, &hn);
+                        si[j] = r; si[H + j] = z; si[2 * H + j] = n; si[3 * H + j] = hn;
+                    }
+                } else {
+#pragma omp simd private(r, z, n, hn)
+                    for (int j = 0; j < H; ++j) oi[j] = gru_unit(xi, bx, ai, bh, hi[j], H, j, &r, &z, &n, &hn);
                 }
             } else if (kind == RNN_TANH) {
 #pragma omp simd
