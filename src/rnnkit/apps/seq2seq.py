@@ -146,6 +146,7 @@ def add_arguments(subparsers):
     train.add_argument("--threads", type=common.threads, default=1,
                        help="CPU threads for PyTorch (default 1: on a shared 2-core machine two threads took 135 s "
                             "for the first addition epoch, one thread 14-38 s)")
+    common.add_training_service_arguments(train, distributed=False)
     train.set_defaults(action=_train)
 
     predict = actions.add_parser("predict", help="decode inputs with a trained model")
@@ -441,7 +442,8 @@ def train_one(kind, args, settings, data, prepared, out, say):
     callback = _EpochEnd(settings["budget"], settings["epochs"], len(batches), settings["learning_rate"], on_epoch,
                          clock)
     started, cpu_started = time.perf_counter(), time.process_time()
-    model.fit(batches, epochs=settings["epochs"], verbose=1 if args.verbose == 1 else 0, callbacks=[callback])
+    model.fit(batches, epochs=settings["epochs"], verbose=1 if args.verbose == 1 else 0,
+              callbacks=[callback, *common.training_callbacks(args, run=kind)])
     train_seconds, cpu_seconds = time.perf_counter() - started, time.process_time() - cpu_started
     model.set_weights(best["weights"])  # the best epoch (also in `path`)
     model.metadata[key] = round(best["score"], 5)
