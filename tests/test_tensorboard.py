@@ -103,3 +103,14 @@ def test_missing_tensorboard_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_tensorboard)
     with pytest.raises(ImportError, match=r"pip install \"rnnkit\[tensorboard\]\""):
         callbacks.TensorBoard()
+
+
+@pytest.mark.parametrize("argv", [["forecast"], ["generate", "train"], ["classify", "train"], ["sentiment", "train"],
+                                  ["tsclassify", "train"], ["seq2seq", "train"], ["compare", "stocks"],
+                                  ["compare", "texts"]])
+def test_every_training_command_takes_tensorboard(argv):
+    # authorship trains dozens of small models per fold with its own loop: no --tensorboard there
+    from rnnkit.cli import build_parser
+
+    args = build_parser([argv[0]]).parse_args([*argv, "--tensorboard", "logs/tb"])
+    assert args.tensorboard == "logs/tb"

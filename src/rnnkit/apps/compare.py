@@ -53,6 +53,7 @@ siamese model; ``predict`` loads it).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 import time
@@ -106,6 +107,7 @@ def add_arguments(subparsers):
     stocks.add_argument("--seed", type=common.seed, default=0)
     stocks.add_argument("--no-dtw", action="store_true", help="skip the DTW baseline")
     common.add_threads_argument(stocks)
+    common.add_training_service_arguments(stocks, distributed=False)
     stocks.set_defaults(action=_filling_out(_train_into))
     actions = stocks.add_subparsers(dest="stocks_action", metavar="ACTION")
     predict = actions.add_parser("predict", help="similarity matrix and nearest neighbours of a window")
@@ -306,44 +308,72 @@ def random_expected(windows, tickers, sectors):
 
 
 # ----- training -------------------------------------------------------------------------------
-def fit_keeping_best(encoder, epochs, epoch_losses, validate, *, learning_rate, metric, clip_norm=None, say=print):
+def fit_keeping_best(encoder, epochs, epoch_losses, validate, *, learning_rate, metric, clip_norm=None, say=print,
+                     log_dir=None):
     """Adam on each loss that ``epoch_losses(epoch)`` yields (one a batch); after each epoch,
     ``validate(encoder)`` (higher is better); the weights of the best epoch are kept. Returns
-    (history, best score); history rows hold the epoch, mean loss, ``val_<metric>``, seconds."""
+    (history, best score); history rows hold the epoch, mean loss, ``val_<metric>``, seconds.
+    ``log_dir``: TensorBoard scalars with Keras's tags (``train/epoch_loss``,
+    ``validation/epoch_<metric>``), as ``rnnkit.callbacks.TensorBoard`` writes them for ``fit``."""
     import torch
 
     optimizer = torch.optim.Adam(encoder.parameters(), lr=learning_rate)
     best, best_state, history = -math.inf, None, []
-    for epoch in range(1, epochs + 1):
-        encoder.train()
-        start, cpu = time.perf_counter(), time.process_time()
-        losses = []
-        for loss in epoch_losses(epoch):
-            if not torch.isfinite(loss):
-                raise FloatingPointError("training diverged (non-finite loss); try a lower --learning-rate.")
-            optimizer.zero_grad()
-            loss.backward()
-            if clip_norm:
-                torch.nn.utils.clip_grad_norm_(encoder.parameters(), clip_norm)
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        encoder.eval()
-        val = validate(encoder)
-        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5),
-                        f"val_{metric.lower()}": round(val, 5), "seconds": round(time.perf_counter() - start, 1),
-                        "cpu_seconds": round(time.process_time() - cpu, 1)})
-        marker = ""
-        if val > best:
-            best, marker = val, " *"
-            best_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
-        say(f"epoch {epoch:3d}  loss {np.mean(losses):.4f}  validation {metric} {val:.4f}"
-            f"  ({history[-1]['seconds']:.1f} s){marker}")
+    with contextlib.ExitStack() as stack:
+        board = None
+        if log_dir:
+            from torch.utils.tensorboard import SummaryWriter
+
+            board = {part: stack.enter_context(SummaryWriter(str(Path(log_dir) / part)))
+                     for part in ("train", "validation")}
+        for epoch in range(1, epochs + 1):
+            val, losses = _fit_epoch(encoder, optimizer, epoch, epoch_losses, validate, clip_norm, history, metric)
+            if board:
+                board["train"].add_scalar("epoch_loss", float(np.mean(losses)), epoch - 1)
+                board["train"].add_scalar("epoch_learning_rate", learning_rate, epoch - 1)
+                board["validation"].add_scalar(f"epoch_{metric.lower()}", val, epoch - 1)
+            marker = ""
+            if val > best:
+                best, marker = val, " *"
+                best_state = {k: v.detach().clone() for k, v in encoder.state_dict().items()}
+            say(f"epoch {epoch:3d}  loss {np.mean(losses):.4f}  validation {metric} {val:.4f}"
+                f"  ({history[-1]['seconds']:.1f} s){marker}")
     encoder.load_state_dict(best_state)
     return history, best
 
 
+def _board(args, run):
+    """``--tensorboard DIR``: the log folder of one trained encoder, else None."""
+    folder = getattr(args, "tensorboard", None)
+    return Path(folder) / run if folder else None
+
+
+def _fit_epoch(encoder, optimizer, epoch, epoch_losses, validate, clip_norm, history, metric):
+    """One epoch of :func:`fit_keeping_best`; appends its history row, returns (validation score, losses)."""
+    import torch
+
+    encoder.train()
+    start, cpu = time.perf_counter(), time.process_time()
+    losses = []
+    for loss in epoch_losses(epoch):
+        if not torch.isfinite(loss):
+            raise FloatingPointError("training diverged (non-finite loss); try a lower --learning-rate.")
+        optimizer.zero_grad()
+        loss.backward()
+        if clip_norm:
+            torch.nn.utils.clip_grad_norm_(encoder.parameters(), clip_norm)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    encoder.eval()
+    val = validate(encoder)
+    history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 5),
+                    f"val_{metric.lower()}": round(val, 5), "seconds": round(time.perf_counter() - start, 1),
+                    "cpu_seconds": round(time.process_time() - cpu, 1)})
+    return val, losses
+
+
 def train_encoder(encoder, returns, market, fit_positions, sector_ids, validate, *, epochs, steps, windows,
-                  temperature, learning_rate, seed, say=print, min_len=50, max_len=76):
+                  temperature, learning_rate, seed, say=print, min_len=50, max_len=76, log_dir=None):
     """Supervised contrastive training on random windows inside ``fit_positions`` (contiguous);
     keeps the weights of the epoch with the best ``validate(encoder)`` (a MAP)."""
     import torch
@@ -372,7 +402,7 @@ def train_encoder(encoder, returns, market, fit_positions, sector_ids, validate,
                                for w in range(windows)]).mean()
 
     return fit_keeping_best(encoder, epochs, epoch_losses, validate, learning_rate=learning_rate, metric="MAP",
-                            clip_norm=1.0, say=say)
+                            clip_norm=1.0, say=say, log_dir=log_dir)
 
 
 # ----- plots ----------------------------------------------------------------------------------
@@ -490,7 +520,8 @@ def _train_into(args, out):
             print(f"member {k + 1} of {args.ensemble} (seed {args.seed + k})")
         h, best_val = train_encoder(member, r, mk, periods["fit"], sector_ids, validate, epochs=args.epochs,
                                     steps=args.steps, windows=args.windows, temperature=args.temperature,
-                                    learning_rate=args.learning_rate, seed=args.seed + k)
+                                    learning_rate=args.learning_rate, seed=args.seed + k,
+                                    log_dir=_board(args, "encoder" if args.ensemble == 1 else f"member{k + 1}"))
         members.append(member)
         history.append(h)
         member_val.append(round(best_val, 5))
@@ -681,6 +712,7 @@ def add_text_arguments(kinds):
     texts.add_argument("--learning-rate", type=common.positive_float, default=2e-3)
     texts.add_argument("--seed", type=common.seed, default=0)
     common.add_threads_argument(texts)
+    common.add_training_service_arguments(texts, distributed=False)
     texts.set_defaults(action=_filling_out(_train_texts_into))
     actions = texts.add_subparsers(dest="texts_action", metavar="ACTION")
     predict = actions.add_parser("predict", help="similarity of two texts, or the corpus lines nearest a query",
@@ -836,7 +868,7 @@ def tfidf_scorer(queries, corpus):
 
 
 def train_text_encoder(encoder, pairs, validate, *, epochs, batch_size, temperature, learning_rate, seed,
-                       say=print):
+                       say=print, log_dir=None):
     """In-batch softmax (symmetric InfoNCE) on ``pairs`` of per-text piece arrays: each left text
     should be nearer its own right text than every other right text of the batch, and back.
     Keeps the epoch with the best ``validate(encoder)`` (an MRR)."""
@@ -859,7 +891,7 @@ def train_text_encoder(encoder, pairs, validate, *, epochs, batch_size, temperat
                 say(f"  epoch {epoch} step {step + 1}/{steps}  ({time.perf_counter() - start:.0f} s)")
 
     return fit_keeping_best(encoder, epochs, epoch_losses, validate, learning_rate=learning_rate, metric="MRR",
-                            say=say)
+                            say=say, log_dir=log_dir)
 
 
 ALPHAS = (0.0, 0.1, 0.2, 0.3, 0.5, 0.7, 1.0, 1.5, 2.0, 3.0)  # TF-IDF weights tried on the validation pairs
@@ -938,7 +970,7 @@ def _train_texts_into(args, out):
     t0, c0 = time.perf_counter(), time.process_time()
     history, best_val = train_text_encoder(encoder, train, validate, epochs=args.epochs, batch_size=args.batch_size,
                                            temperature=args.temperature, learning_rate=args.learning_rate,
-                                           seed=args.seed, say=say)
+                                           seed=args.seed, say=say, log_dir=_board(args, "encoder"))
     timing = {"training": round(time.perf_counter() - t0, 1), "training_cpu": round(time.process_time() - c0, 1)}
 
     results, ranks_by_pair, alphas = {}, {}, {}

@@ -8,6 +8,8 @@ from .text_corpora import bbc_news, rotten_tomatoes, shakespeare, text_file_corp
 from .weather import nyc_weather
 from .seq2seq_data import addition_pairs, cmudict_g2p, read_pairs_file  # noqa: F401  (seq2seq tasks)
 from .ucr import read_series_file, ucr_dataset  # noqa: F401  (timeseries classification)
+from .bible import aligned_verses, bible_verses  # noqa: F401  (translation, text comparison)
+from .federalist import federalist_papers  # noqa: F401  (authorship)
 
 __all__ = [
     "ChecksumError",
