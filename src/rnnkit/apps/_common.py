@@ -91,6 +91,30 @@ def load_model_for(path, task):
     return model, metadata
 
 
+def choose_names(value, choices, *, option, what, aliases=None, key=str.lower):
+    """A comma list of names from ``choices`` (``"all"``: every choice) in the order given, each
+    once, matched by ``key`` (default: case-insensitively; ``aliases`` map a key to a choice);
+    an unknown or empty list is a :class:`UsageError` with a did-you-mean hint.
+
+        choose_names("gru,ALL", ["lstm", "gru"], option="--model", what="model")  # ['gru', 'lstm']
+    """
+    by_key = {key(c): c for c in choices}
+    by_key.update({key(a): c for a, c in (aliases or {}).items()})
+    names = []
+    for part in str(value).split(","):
+        part = part.strip()
+        if not part:
+            continue
+        found = list(choices) if key(part) == "all" else [by_key.get(key(part))]
+        if found == [None]:
+            raise UsageError(f"unknown {what} '{part}'.{suggest(part, [*choices, *(aliases or {}), 'all'])} "
+                             f"Choose from {', '.join(choices)} or all.")
+        names += [n for n in found if n not in names]
+    if not names:
+        raise UsageError(f"{option} is empty; name a {what} or all.")
+    return names
+
+
 # ----- outputs ----------------------------------------------------------------------------------
 def format_table(headers, rows):
     """A plain-text table with aligned columns."""

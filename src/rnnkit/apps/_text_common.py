@@ -16,7 +16,7 @@ from . import UsageError
 from ._common import (EXIT_USAGE, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
                       load_model_for, nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
                       threads, write_json)
-from ._common import add_training_service_arguments, training_callbacks
+from ._common import add_training_service_arguments, choose_names, training_callbacks  # noqa: F401
 from ._common import apply_threads as _apply_thread_count
 
 CLASSIFIER_KINDS = ("simplernn", "lstm", "gru", "bilstm")

@@ -170,23 +170,8 @@ def main(args):
 
 # ----- helpers ------------------------------------------------------------------------------------
 def resolve_kinds(value):
-    names = []
-    for name in str(value).split(","):
-        name = name.strip().lower().replace("_", "-")
-        if not name:
-            continue
-        if name == "all":
-            names += [k for k in KINDS if k not in names]
-            continue
-        name = ALIASES.get(name, name)
-        if name not in KINDS:
-            hint = common.did_you_mean(name, list(KINDS) + list(ALIASES) + ["all"])
-            raise UsageError(f"unknown model '{name}'.{hint} Choose from {', '.join(KINDS)}, lstm-attention or all.")
-        if name not in names:
-            names.append(name)
-    if not names:
-        raise UsageError("--model is empty.")
-    return names
+    return common.choose_names(value, list(KINDS), option="--model", what="model", aliases=ALIASES,
+                               key=lambda name: name.strip().lower().replace("_", "-"))
 
 
 def parse_kind(kind):

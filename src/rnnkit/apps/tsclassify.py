@@ -113,21 +113,7 @@ def main(args):
 def resolve_datasets(value):
     from ..datasets.ucr import UCR_DATASETS
 
-    names = []
-    for part in str(value).split(","):
-        part = part.strip()
-        if part.lower() == "all":
-            names += [n for n in UCR_DATASETS if n not in names]
-        elif part:
-            match = {n.lower(): n for n in UCR_DATASETS}.get(part.lower())
-            if match is None:
-                raise UsageError(f"unknown data set '{part}'.{common.did_you_mean(part, UCR_DATASETS)} "
-                                 f"Choose from {', '.join(UCR_DATASETS)} or all.")
-            if match not in names:
-                names.append(match)
-    if not names:
-        raise UsageError("--dataset is empty; name a data set or all.")
-    return names
+    return common.choose_names(value, list(UCR_DATASETS), option="--dataset", what="data set")
 
 
 def checked_pair(train, test):
