@@ -371,12 +371,12 @@ def test_rnnkit_export_command(tmp_path, capsys):
     np.testing.assert_allclose(session.run(None, {session.get_inputs()[0].name: x})[0],
                                model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
 
-    a, b = Input(shape=(4,)), Input(shape=(4,))
-    bad = Model([a, b], L.Dot(axes=1)([a, b]))
+    a, b = Input(shape=(2, 3, 4)), Input(shape=(2, 3, 4))
+    bad = Model([a, b], L.Dot(axes=3)([a, b]))  # Dot exports for inputs of rank 2 and 3 only
     bad.save(tmp_path / "bad.rnnkit")
     assert main(["export", "--model-file", str(tmp_path / "bad.rnnkit"), "--out", str(tmp_path / "b.onnx")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("rnnkit export: error: ") and "(Dot) cannot be exported" in err and "\n" not in err
+    assert err.startswith("rnnkit export: error: ") and "(Dot) on inputs of rank 4" in err and "\n" not in err
     assert not (tmp_path / "b.onnx").exists()
     assert main(["export", "--model-file", str(tmp_path / "missing.rnnkit"), "--out", "x.onnx"]) == 2
     assert "no model file" in capsys.readouterr().err
@@ -392,3 +392,21 @@ def test_model_export_method(tmp_path):
     np.testing.assert_allclose(got, model.predict(x, verbose=0), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match="format"):
         model.export(str(tmp_path / "m.pb"), format="tf_saved_model")
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_siamese_dot_of_shared_encoder_codes_and_of_sequences(tmp_path, normalize):
+    """Dot on codes (rank 2: the cosine of a siamese encoder), on sequences (rank 3, both axis
+    pairs) and between a code and a sequence."""
+    a, b = Input(shape=(None, 4)), Input(shape=(None, 4))
+    encoder = L.GRU(6, return_sequences=True)
+    sa, sb = encoder(a), encoder(b)
+    ca, cb = L.GlobalAveragePooling1D()(sa), L.GlobalAveragePooling1D()(sb)
+    outputs = [L.Dot(axes=1, normalize=normalize)([ca, cb]),
+               L.Dot(axes=(2, 2), normalize=normalize)([sa, sb]),
+               L.Dot(axes=(1, 1), normalize=normalize)([sa, sa]),
+               L.Dot(axes=(1, 2), normalize=normalize)([ca, sb]),
+               L.Dot(axes=(2, 1), normalize=normalize)([sb, ca])]
+    model = Model([a, b], outputs)
+    info = _check(model, tmp_path, lambda rng, batch, steps: [_floats(rng, batch, steps), _floats(rng, batch, steps)])
+    assert all(how.startswith("MatMul") for _, cls, how in info.layers if cls == "Dot")

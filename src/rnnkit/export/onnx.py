@@ -63,10 +63,11 @@ Other layers
     causal, strides, dilation), MaxPooling1D, GlobalAveragePooling1D (masked mean too),
     GlobalMaxPooling1D, LayerNormalization, BatchNormalization (moving statistics),
     TimeDistributed of a layer that acts on the last axis (Dense, Activation, Dropout),
-    Add / Subtract / Multiply / Average / Maximum / Minimum / Concatenate, Attention (dot and
+    Add / Subtract / Multiply / Average / Maximum / Minimum / Concatenate, Dot (inputs of rank
+    2 and 3, ``normalize`` too: a siamese encoder's cosine), Attention (dot and
     concat scores, use_scale, masks, use_causal_mask, return_attention_scores) and
-    AdditiveAttention, and models used as layers (inlined). Anything else (Lambda, Dot,
-    custom layers) raises :class:`ExportError` naming the layer and its class.
+    AdditiveAttention, and models used as layers (inlined). Anything else (Lambda, custom
+    layers and cells) raises :class:`ExportError` naming the layer and its class.
 
 Text models
     A ``TextVectorization`` layer maps strings to token ids in Python; it is not exported.
@@ -83,7 +84,7 @@ import numpy as np
 
 from .._version import __version__
 from ..layers import (GRU, LSTM, RNN, Activation, AdditiveAttention, Add, Attention, Average, BatchNormalization,
-                      Bidirectional, Concatenate, Conv1D, Dense, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
+                      Bidirectional, Concatenate, Conv1D, Dense, Dot, Dropout, Embedding, Flatten, GlobalAveragePooling1D,
                       GlobalMaxPooling1D, LayerNormalization, Masking, Maximum, MaxPooling1D, Minimum, Multiply,
                       Permute, RepeatVector, Reshape, SimpleRNN, SpatialDropout1D, Subtract, TimeDistributed)
 from ..layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell
@@ -451,6 +452,9 @@ class _Builder:
                               "ONNX; TimeDistributed of Dense, Activation or Dropout can.")
         if cls in (Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate):
             return self._merge(layer, node, ins, in_masks)
+        if cls is Dot:
+            return [self._dot(layer, node, ins)], [None], "MatMul" + (" of L2-normalised inputs" if layer.normalize
+                                                                      else "")
         raise ExportError(f"Layer '{name}' ({cls.__name__}) cannot be exported to ONNX: no converter for "
                           f"{cls.__name__}. Supported: Dense, Embedding, SimpleRNN, LSTM, GRU, Bidirectional, "
                           "Conv1D, pooling, Dropout, normalization, attention, merge and reshaping layers (see "
@@ -592,6 +596,40 @@ class _Builder:
             for x in ins[1:]:
                 out = self.op("Mul", [out, x], hint=name)
         return [out], [out_mask], op or ("Sub" if cls is Subtract else "Mul")
+
+    def _dot(self, layer, node, ins):
+        """Dot(axes, normalize) as rnnkit computes it, for inputs of rank 2 or 3: the contracted axis
+        of the first input moved last and of the second moved to 1, one batched MatMul (rank-2
+        inputs get a unit axis for it, removed after)."""
+        name = layer.name
+        ranks = [len(t.shape) for t in node.input_tensors]
+        if max(ranks) > 3:
+            raise ExportError(f"Layer '{name}' (Dot) on inputs of rank {max(ranks)} does not export to ONNX "
+                              "(ranks 2 and 3 do).")
+        a1, a2 = layer._axes(*ranks)
+        x, y = ins
+        if layer.normalize:  # Keras's ops.normalize: x * min(rsqrt(sum(x**2)), 1/epsilon)
+            x, y = (self._l2_normalize(t, axis, f"{name}_normalize") for t, axis in ((x, a1), (y, a2)))
+        if ranks[0] == 3 and a1 != 2:
+            x = self.op("Transpose", [x], hint=f"{name}_a", perm=[0, 2, 1])
+        if ranks[1] == 3 and a2 != 1:
+            y = self.op("Transpose", [y], hint=f"{name}_b", perm=[0, 2, 1])
+        if ranks[0] == 2:
+            x = self.op("Unsqueeze", [x, self.ints([1])], hint=f"{name}_a")
+        if ranks[1] == 2:
+            y = self.op("Unsqueeze", [y, self.ints([2])], hint=f"{name}_b")
+        out = self.op("MatMul", [x, y], hint=name)
+        if ranks == [2, 2]:
+            return self.op("Squeeze", [out, self.ints([2])], hint=name)  # (batch, 1), as Keras
+        if 2 in ranks:
+            return self.op("Squeeze", [out, self.ints([1 if ranks[0] == 2 else 2])], hint=name)
+        return out
+
+    def _l2_normalize(self, x, axis, hint, epsilon=1e-7):
+        total = self.op("ReduceSum", [self.op("Mul", [x, x], hint=hint), self.ints([axis])], hint=hint, keepdims=1)
+        inv = self.op("Min", [self.op("Reciprocal", [self.op("Sqrt", [total], hint=hint)], hint=hint),
+                              self.const(np.float32(1.0 / epsilon), f"{hint}_cap")], hint=hint)
+        return self.op("Mul", [x, inv], hint=hint)
 
     def _attention(self, layer, node, ins, in_masks, return_attention_scores=False, use_causal_mask=False):
         """Attention / AdditiveAttention as rnnkit computes them in inference (no dropout)."""
