@@ -289,17 +289,17 @@ def _duplicate(members):
     return buffer.getvalue()
 
 
-def _special_files(tmp_path, data):
-    """(description, path) of things that are not regular model files."""
-    fifo = tmp_path / "fifo.rnnkit"
+def _special_files(tmp_path, suffix=".rnnkit"):
+    """(description, path) of things that are not regular model files, named ``*<suffix>``."""
+    fifo = tmp_path / f"fifo{suffix}"
     os.mkfifo(fifo)
-    loop = tmp_path / "loop.rnnkit"
+    loop = tmp_path / f"loop{suffix}"
     os.symlink(loop, loop)
-    (tmp_path / "dir.rnnkit").mkdir()
-    os.symlink("/dev/zero", tmp_path / "zero.rnnkit")
-    os.symlink("/dev/null", tmp_path / "null.rnnkit")
-    return [("a FIFO", fifo), ("a symlink loop", loop), ("a directory", tmp_path / "dir.rnnkit"),
-            ("/dev/zero", tmp_path / "zero.rnnkit"), ("/dev/null", tmp_path / "null.rnnkit")]
+    (tmp_path / f"dir{suffix}").mkdir()
+    os.symlink("/dev/zero", tmp_path / f"zero{suffix}")
+    os.symlink("/dev/null", tmp_path / f"null{suffix}")
+    return [("a FIFO", fifo), ("a symlink loop", loop), ("a directory", tmp_path / f"dir{suffix}"),
+            ("/dev/zero", tmp_path / f"zero{suffix}"), ("/dev/null", tmp_path / f"null{suffix}")]
 
 
 def _outcome(path, x, expected):
@@ -314,17 +314,22 @@ def _outcome(path, x, expected):
     return "identical" if got.shape == expected.shape and np.array_equal(got, expected) else "loaded, different"
 
 
+def _run_case(blob, path, x, expected):
+    """Load one case: bytes are written to ``path`` first, a special-file case is its own path.
+    Returns (outcome of :func:`_outcome`, seconds the load took)."""
+    if isinstance(blob, bytes):
+        path.write_bytes(blob)
+    start = time.perf_counter()
+    outcome = _outcome(path if isinstance(blob, bytes) else blob, x, expected)
+    return outcome, time.perf_counter() - start
+
+
 def _fuzz(what, named_cases, path, x, expected):
     """Load every case; fail on any outcome but a ModelFileError or an identical load, or a slow load."""
     counts, others, slowest = Counter(), [], (0.0, "")
     start = time.perf_counter()
     for label, blob in named_cases:
-        if isinstance(blob, bytes):
-            path.write_bytes(blob)
-        target = path if isinstance(blob, bytes) else blob
-        t0 = time.perf_counter()
-        outcome = _outcome(target, x, expected)
-        elapsed = time.perf_counter() - t0
+        outcome, elapsed = _run_case(blob, path, x, expected)
         slowest = max(slowest, (elapsed, label))
         counts[outcome if outcome in ("error", "identical") else "other"] += 1
         if outcome not in ("error", "identical"):
@@ -344,7 +349,7 @@ def _fuzz(what, named_cases, path, x, expected):
 def test_model_file_fuzzer(saved, tmp_path):
     torch.set_num_threads(1)
     _, data, members, x, expected = saved
-    named = list(cases(data, members)) + _special_files(tmp_path, data)
+    named = list(cases(data, members)) + _special_files(tmp_path)
     assert _fuzz("rnnkit model-file", named, tmp_path / "case.rnnkit", x, expected) >= 1000
     assert not os.path.exists("/tmp/rnnkit_pwned")
 

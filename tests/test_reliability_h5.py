@@ -26,7 +26,7 @@ import pytest
 import torch
 
 import rnnkit
-from test_reliability_files import CASE_BUDGET_S, _leaves, _outcome, _set, _wrong_values
+from test_reliability_files import CASE_BUDGET_S, _leaves, _run_case, _set, _special_files, _wrong_values
 
 TOTAL_BUDGET_S = 60.0  # as the other fuzzers: wall time on a busy machine
 
@@ -289,17 +289,6 @@ def _virtual_layout(source):
     return layout
 
 
-def special_files(tmp_path):
-    fifo = tmp_path / "fifo.h5"
-    os.mkfifo(fifo)
-    loop = tmp_path / "loop.h5"
-    os.symlink(loop, loop)
-    (tmp_path / "dir.h5").mkdir()
-    os.symlink("/dev/zero", tmp_path / "zero.h5")
-    return [("a FIFO", fifo), ("a symlink loop", loop), ("a directory", tmp_path / "dir.h5"),
-            ("/dev/zero", tmp_path / "zero.h5")]
-
-
 # ----- the fuzzer --------------------------------------------------------------------------------------
 ALLOWED = ("error", "identical", "different: raw data", "different: data address")
 
@@ -310,12 +299,7 @@ def fuzz(named_cases, path, x, expected, raw):
     has no checksums); anything else but a ModelFileError or an identical load is a problem."""
     counts, problems, slowest = Counter(), [], (0.0, "")
     for label, blob, positions in named_cases:
-        if isinstance(blob, bytes):
-            path.write_bytes(blob)
-        target = path if isinstance(blob, bytes) else blob
-        t0 = time.perf_counter()
-        outcome = _outcome(target, x, expected)
-        elapsed = time.perf_counter() - t0
+        outcome, elapsed = _run_case(blob, path, x, expected)
         slowest = max(slowest, (elapsed, label))
         if outcome == "loaded, different":
             if any(start <= p < start + size for p in positions for start, size in raw):
@@ -347,7 +331,7 @@ def test_keras2_h5_fuzzer(original, tmp_path):
     data, x, expected, raw = original
     named = (list(byte_cases(data))
              + [(label, blob, ()) for label, blob in list(config_cases()) + list(structure_cases(tmp_path))]
-             + [(label, path, ()) for label, path in special_files(tmp_path)])
+             + [(label, path, ()) for label, path in _special_files(tmp_path, ".h5")])
     start, cpu = time.perf_counter(), time.process_time()
     counts, problems, slowest = fuzz(named, tmp_path / "case.h5", x, expected, raw)
     total = time.perf_counter() - start
