@@ -748,6 +748,7 @@ def load_bible_task(names, path=None):
     texts, "answers": their index in "corpus"}, and the corpus: every NT KJV verse."""
     from ..datasets import bible
 
+    path = bible.bible_db(path)  # the 218 MB file fetched and hash-checked once for every read below
     corpus = bible.bible_verses("k", books=bible.NEW_TESTAMENT, path=path)
     refs = {ref: i for i, ref in enumerate(corpus)}
     tasks = {}

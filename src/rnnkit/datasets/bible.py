@@ -96,6 +96,7 @@ def bible_verses(version, books=None, path=None):
 
 def aligned_verses(source, target, books=None, path=None):
     """The verses present in both versions, as :class:`AlignedVerse` in canonical order."""
-    src = bible_verses(source, books, path)
-    tgt = bible_verses(target, books, path)
+    db = bible_db(path)  # fetched and hash-checked once (218 MB), not once per version
+    src = bible_verses(source, books, db)
+    tgt = bible_verses(target, books, db)
     return [AlignedVerse(ref, text, tgt[ref]) for ref, text in src.items() if ref in tgt]
