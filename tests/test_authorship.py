@@ -4,9 +4,11 @@ import numpy as np
 import pytest
 
 from rnnkit import authorship as au
+from rnnkit.apps import authorship as app
 from rnnkit.cli import main as cli_main
 from rnnkit.datasets import DataError, cache_dir
 from rnnkit.datasets import federalist as fed
+from rnnkit.text import TextVectorizer
 
 RAW = ("The Same Subject Continued\r\r\n\r\r\nFrom the New York Packet.\r\r\n\r\r\nHAMILTON OR MADISON\r\r\n\r\r\n\r\r\n"
        "To the People of the State of New York:\r\r\n\r\r\nFirst line of a\r\r\nparagraph.\r\r\n\r\r\nSecond one.\r\r\n"
@@ -119,9 +121,10 @@ def test_pool_chunks_and_attribution():
 
 
 def test_vocabulary_and_bits():
-    v = au.Vocabulary.fit(["abca"])
-    assert v.encode("abcz").tolist() == [2, 3, 4, 1] and len(v) == 5
-    w = au.Vocabulary.from_config(au.Vocabulary.fit(["the the a"], level="word").get_config())
+    # the vectorizer the command uses: character ids as case-sensitive as the papers, words lower-cased
+    v = app._vectorizer(["abca"], split="char", lower=False)
+    assert v.encode("abcz").tolist() == [2, 3, 4, 1] and v.vocabulary_size() == 5
+    w = TextVectorizer.from_config(app._vectorizer(["the the a"], split="word").get_config())
     assert w.encode("the a zebra").tolist() == [2, 3, 1]
     targets = np.array([[2, 3, 0]])
     assert au.bits_from_logits(np.zeros((1, 3, 8)), targets) == pytest.approx(3.0)  # uniform over 8: 3 bits
@@ -138,8 +141,8 @@ def _author_text(rng, style, n):
 def test_char_lms_attribute_two_synthetic_authors(tmp_path, capsys):
     rng = np.random.default_rng(0)
     train = {0: [_author_text(rng, 0, 200)], 1: [_author_text(rng, 1, 200)]}
-    vocab = au.Vocabulary.fit(train[0] + train[1])
-    models = au.author_lms([[vocab.encode(t) for t in train[a]] for a in (0, 1)], len(vocab), units=16,
+    vocab = app._vectorizer(train[0] + train[1], split="char", lower=False)
+    models = au.author_lms([[vocab.encode(t) for t in train[a]] for a in (0, 1)], vocab.vocabulary_size(), units=16,
                            seq_length=40, trunk_epochs=4, trunk_windows=256, tune_windows=256, seed=0)
     for style in (0, 1):
         text = _author_text(rng, style, 60)

@@ -44,7 +44,7 @@ from collections import Counter
 import numpy as np
 
 __all__ = ["FUNCTION_WORDS", "words", "word_rates", "most_frequent_words", "burrows_delta",
-           "function_word_classifier", "Vocabulary", "chunk_tokens", "paper_folds", "check_fold", "pool_chunks",
+           "function_word_classifier", "chunk_tokens", "paper_folds", "check_fold", "pool_chunks",
            "attribution", "build_char_lm", "train_char_lm", "author_lms", "bits_per_char", "build_chunk_classifier",
            "combined_lm"]
 
@@ -121,43 +121,6 @@ def function_word_classifier(C=1.0, seed=0):
 
 
 # ----- tokens, chunks and folds ---------------------------------------------------------------
-class Vocabulary:
-    """Token <-> id for characters or words: 0 is padding, 1 an unseen token, then the
-    ``max_size - 2`` most frequent tokens of the fitting texts (ties: first seen).
-
-        >>> v = Vocabulary.fit(["abca"]); v.encode("abcz").tolist()
-        [2, 3, 4, 1]
-    """
-
-    def __init__(self, tokens, level="char"):
-        self.tokens, self.level = list(tokens), level
-        self.index = {t: i + 2 for i, t in enumerate(self.tokens)}
-
-    @classmethod
-    def fit(cls, texts, level="char", max_size=None):
-        counts = Counter()
-        for text in texts:
-            counts.update(text if level == "char" else words(text))
-        ranked = [t for t, _ in counts.most_common(None if max_size is None else max_size - 2)]
-        return cls(ranked, level)
-
-    def __len__(self):
-        return len(self.tokens) + 2
-
-    def split(self, text):
-        return list(text) if self.level == "char" else words(text)
-
-    def encode(self, text):
-        return np.array([self.index.get(t, 1) for t in self.split(text)], dtype=np.int64)
-
-    def get_config(self):
-        return {"tokens": self.tokens, "level": self.level}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(config["tokens"], config["level"])
-
-
 def chunk_tokens(ids, size):
     """Consecutive chunks of ``size`` ids, (n_chunks, size); a last piece shorter than half a
     chunk joins nothing and is dropped, a longer one is padded with 0. A text shorter than

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import authorship as au
+from ..text import TextVectorizer
 from . import UsageError
 from ._common import (apply_threads, bounded_int, format_table, load_model_for, output_folder, positive_int,
                       seed, threads, write_json)
@@ -199,6 +200,19 @@ def _baselines(known, disputed, labels, classes, args):
 
 
 # ----- per-author character language models ---------------------------------------------------
+def _vectorizer(texts, **settings):
+    """Token ids of the fold's training papers only: 0 padding, 1 unseen, then by count (rnnkit.text)."""
+    vectorizer = TextVectorizer(**settings)
+    vectorizer.adapt(texts)
+    return vectorizer
+
+
+def _word_text(text):
+    """The words of :func:`rnnkit.authorship.words` (lower case, letters and inner apostrophes; no
+    numbers), space-separated: the chunk model reads the words that function words and Delta count."""
+    return " ".join(au.words(text))
+
+
 def _charlm(known, disputed, labels, classes, folds, protocol, args):
     texts = [p.text for p in known]
     trained = [0]
@@ -206,9 +220,9 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
     def lms(train):
         """The fold's character vocabulary (from its training papers only) and one LM per label."""
         trained[0] += 1
-        vocab = au.Vocabulary.fit([texts[i] for i in train], level="char")
+        vocab = _vectorizer([texts[i] for i in train], split="char", lower=False)
         by_author = [[vocab.encode(texts[i]) for i in train if labels[i] == label] for label in classes]
-        return vocab, au.author_lms(by_author, len(vocab), units=args.units, seq_length=args.seq_length,
+        return vocab, au.author_lms(by_author, vocab.vocabulary_size(), units=args.units, seq_length=args.seq_length,
                                     trunk_epochs=args.lm_epochs,
                                     trunk_windows=max(1, args.lm_chars // args.seq_length),
                                     tune_windows=max(1, args.tune_chars // args.seq_length), seed=args.seed)
@@ -228,7 +242,8 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
     summary["disputed"] = _disputed(score(vocab, full, [p.text for p in disputed]), classes, True,
                                     [p.number for p in disputed])
     summary["shared_models_trained"] = trained[0]
-    summary["model"] = (f"Embedding({len(vocab)}, 16) -> GRU({args.units}) -> Dense({len(vocab)}) trained on the "
+    size = vocab.vocabulary_size()
+    summary["model"] = (f"Embedding({size}, 16) -> GRU({args.units}) -> Dense({size}) trained on the "
                         f"fold's papers ({args.lm_epochs} passes of {args.lm_chars:,} characters in random windows of "
                         f"{args.seq_length}, Adam 3e-3), then one copy per label fine-tuned on that label's papers "
                         f"({args.tune_chars:,} characters each, Adam 1e-3)")
@@ -242,7 +257,7 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
 def _chunks(known, disputed, labels, classes, folds, protocol, args):
     import rnnkit
 
-    texts = [p.text for p in known]
+    texts = [_word_text(p.text) for p in known]
     label_ids = np.array([classes.index(a) for a in labels])
 
     def chunked(vocab, papers):
@@ -251,13 +266,13 @@ def _chunks(known, disputed, labels, classes, folds, protocol, args):
         return np.concatenate(pieces), groups
 
     def fit(train):
-        vocab = au.Vocabulary.fit([texts[i] for i in train], level="word", max_size=args.vocab)
+        vocab = _vectorizer([texts[i] for i in train], split="word", max_tokens=args.vocab)
         x, groups = chunked(vocab, list(train))
         y = label_ids[groups]
         counts = np.bincount(y, minlength=len(classes))
         weights = {c: float(len(y) / (len(classes) * n)) for c, n in enumerate(counts) if n}  # balanced
         rnnkit.random.set_random_seed(args.seed)
-        model = au.build_chunk_classifier(len(vocab), len(classes))
+        model = au.build_chunk_classifier(vocab.vocabulary_size(), len(classes))
         model.fit(x, y, batch_size=32, epochs=args.chunk_epochs, class_weight=weights, verbose=0)
         return model, vocab, groups
 
@@ -280,9 +295,11 @@ def _chunks(known, disputed, labels, classes, folds, protocol, args):
                        [p.number for p in known])
     model, vocab, _ = fit(np.arange(len(labels)))
     summary["disputed"] = _disputed(
-        paper_scores(model, vocab, [au.chunk_tokens(vocab.encode(p.text), args.chunk_words) for p in disputed]),
+        paper_scores(model, vocab, [au.chunk_tokens(vocab.encode(_word_text(p.text)), args.chunk_words)
+                                    for p in disputed]),
         classes, False, [p.number for p in disputed])
-    summary["model"] = (f"Embedding({len(vocab)}, 32, mask_zero) -> GRU(32) -> Dropout(0.3) -> Dense({len(classes)}); "
+    summary["model"] = (f"Embedding({vocab.vocabulary_size()}, 32, mask_zero) -> GRU(32) -> Dropout(0.3) -> "
+                        f"Dense({len(classes)}); "
                         f"chunks of {args.chunk_words} words, {args.vocab} most frequent words, {args.chunk_epochs} "
                         "epochs, balanced class weights; a paper's chunks pooled by their mean log-probability")
     model.metadata = {"task": TASK, "method": "chunks", "authors": classes, "vocabulary": vocab.get_config(),
@@ -393,7 +410,7 @@ def predict_text(model, metadata, text):
         raise UsageError(f"the model file's metadata lacks {', '.join(missing) or 'a known method'}; "
                          "use a charlm.rnnkit or chunks.rnnkit written by `rnnkit authorship train`.")
     authors = metadata["authors"]
-    vocab = au.Vocabulary.from_config(metadata["vocabulary"])
+    vocab = TextVectorizer.from_config(metadata["vocabulary"])
     if metadata["method"] == "charlm":
         ids = vocab.encode(text)
         if len(ids) < 2:
@@ -403,7 +420,7 @@ def predict_text(model, metadata, text):
         scores = np.array([au.bits_from_logits(np.asarray(o, np.float64), w[:, 1:]) for o in outputs])
         lower, unit = True, "bits/char"
     else:
-        ids = vocab.encode(text)
+        ids = vocab.encode(_word_text(text))
         if not len(ids):
             raise UsageError("the text has no words.")
         p = model.predict(au.chunk_tokens(ids, metadata["chunk_words"]), batch_size=256, verbose=0)
