@@ -86,3 +86,33 @@ def test_ctrl_c_while_rnnkit_is_still_importing_is_one_line(tmp_path):
         _, err = proc.communicate(timeout=120)
         assert proc.returncode == 130, err
         assert "Traceback" not in err and err.strip().endswith("interrupted")
+
+
+class _DrawsWhenInterrupted:
+    """A command whose Ctrl-C lands inside a C extension that turns the KeyboardInterrupt into
+    another exception, as matplotlib's Agg renderer does ("Invalid bounding box")."""
+
+    def __init__(self, interrupt):
+        from rnnkit.apps import export
+
+        self.interrupt, self.add_arguments = interrupt, export.add_arguments  # the real options
+
+    def main(self, args):
+        try:
+            if self.interrupt:
+                os.kill(os.getpid(), signal.SIGINT)
+            raise ValueError("Invalid bounding box")
+        except KeyboardInterrupt:
+            raise ValueError("Invalid bounding box") from None
+
+
+def test_a_ctrl_c_that_surfaces_as_another_exception_is_still_interrupted(monkeypatch, capsys):
+    from rnnkit import cli
+
+    monkeypatch.setattr(cli, "_load", lambda name: _DrawsWhenInterrupted(interrupt=True))
+    assert cli.main(["export", "--model-file", "m.rnnkit", "--out", "m.onnx"]) == 130
+    assert capsys.readouterr().err.strip() == "rnnkit export: error: interrupted"
+    monkeypatch.setattr(cli, "_load", lambda name: _DrawsWhenInterrupted(interrupt=False))
+    with pytest.raises(ValueError, match="Invalid bounding box"):  # without a Ctrl-C it is a bug: traceback
+        cli.main(["export", "--model-file", "m.rnnkit", "--out", "m.onnx"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back

@@ -16,9 +16,12 @@ exit status 2 (argparse's own usage errors also exit with 2); a diverging traini
 (``FloatingPointError``) exits with 1. Anything else is a bug and shows its traceback.
 """
 import argparse
+import contextlib
 import importlib
 import shlex
+import signal
 import sys
+import threading
 
 from ._version import __version__
 
@@ -53,6 +56,30 @@ def build_parser(commands=None):
     return parser
 
 
+class _CtrlC:
+    """SIGINT raises KeyboardInterrupt as Python's own handler does, and is remembered: a C
+    extension can turn the KeyboardInterrupt raised inside it into another exception (matplotlib's
+    Agg renderer: "ValueError: Invalid bounding box"), which must still end as "interrupted"."""
+
+    def __init__(self):
+        self.seen = False
+
+    def __call__(self, signum, frame):
+        self.seen = True
+        raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def installed(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
+        previous = signal.signal(signal.SIGINT, self)
+        try:
+            yield self
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+
 def _error(command, message):
     print(f"rnnkit{' ' + command if command else ''}: error: {message}", file=sys.stderr, flush=True)
 
@@ -77,17 +104,24 @@ def main(argv=None):
         return EXIT_USAGE
     command = args._command
     args.command_line = " ".join(["rnnkit", *(shlex.quote(a) for a in argv)])
+    ctrl_c = _CtrlC()
     try:
-        return int(_load(command).main(args) or 0)
-    except (UsageError, DataError, ModelFileError, ChecksumError, OSError) as exc:
-        _error(command, str(exc).strip().replace("\n", " "))
-        return EXIT_USAGE
-    except FloatingPointError as exc:  # training diverged: say so, no traceback
-        _error(command, str(exc))
-        return 1
+        with ctrl_c.installed():
+            return int(_load(command).main(args) or 0)
     except KeyboardInterrupt:
         _error(command, "interrupted")
         return 130
+    except Exception as exc:
+        if ctrl_c.seen:  # a Ctrl-C that surfaced as another exception (from inside a C extension)
+            _error(command, "interrupted")
+            return 130
+        if isinstance(exc, (UsageError, DataError, ModelFileError, ChecksumError, OSError)):
+            _error(command, str(exc).strip().replace("\n", " "))
+            return EXIT_USAGE
+        if isinstance(exc, FloatingPointError):  # training diverged: say so, no traceback
+            _error(command, str(exc))
+            return 1
+        raise
 
 
 if __name__ == "__main__":
