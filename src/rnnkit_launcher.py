@@ -6,10 +6,11 @@ import sys
 def main():
     try:
         from rnnkit.cli import main as run
-    except KeyboardInterrupt:
+
+        return run()
+    except KeyboardInterrupt:  # while importing; the command itself handles its own Ctrl-C
         print("rnnkit: error: interrupted", file=sys.stderr, flush=True)
         return 130
-    return run()
 
 
 if __name__ == "__main__":

@@ -116,3 +116,31 @@ def test_a_ctrl_c_that_surfaces_as_another_exception_is_still_interrupted(monkey
     with pytest.raises(ValueError, match="Invalid bounding box"):  # without a Ctrl-C it is a bug: traceback
         cli.main(["export", "--model-file", "m.rnnkit", "--out", "m.onnx"])
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+
+class _Finishes:
+    def __init__(self):
+        from rnnkit.apps import export
+
+        self.add_arguments = export.add_arguments
+
+    def main(self, args):
+        return 0
+
+
+def test_a_ctrl_c_after_the_command_finished_does_not_kill_the_exiting_process(monkeypatch):
+    """The race CI once hit: SIGINT landing after the results were complete, once Python's default
+    handler was back, killed the process (status -2) instead of letting it exit 0."""
+    from rnnkit import cli
+
+    monkeypatch.setattr(cli, "_load", lambda name: _Finishes())
+    monkeypatch.setattr(sys, "argv", ["rnnkit", "export", "--model-file", "m.rnnkit", "--out", "m.onnx"])
+    try:
+        assert cli.main() == 0  # the process's own command line: the handler stays, finished
+        os.kill(os.getpid(), signal.SIGINT)  # ignored: no KeyboardInterrupt
+        time.sleep(0.01)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    # called from Python code, main() puts the caller's handler back
+    assert cli.main(["export", "--model-file", "m.rnnkit", "--out", "m.onnx"]) == 0
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -63,13 +63,19 @@ class _CtrlC:
 
     def __init__(self):
         self.seen = False
+        self.finished = False  # the command has returned: its results are complete
 
     def __call__(self, signum, frame):
+        if self.finished:  # nothing is left to interrupt; the process is only exiting
+            return
         self.seen = True
         raise KeyboardInterrupt
 
     @contextlib.contextmanager
-    def installed(self):
+    def installed(self, keep=False):
+        """Install for the block; ``keep`` leaves it installed afterwards (the process's own
+        command line: a Ctrl-C that lands after the command finished must not kill the exiting
+        process, which Python's default handler would do once restored)."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -77,7 +83,8 @@ class _CtrlC:
         try:
             yield self
         finally:
-            signal.signal(signal.SIGINT, previous)
+            if not (keep and self.finished):
+                signal.signal(signal.SIGINT, previous)
 
 
 def _error(command, message):
@@ -90,6 +97,7 @@ def main(argv=None):
     from .datasets import ChecksumError, DataError
     from .saving import ModelFileError
 
+    own_command_line = argv is None  # main() of the process, not a call from Python code
     argv = list(sys.argv[1:] if argv is None else argv)
     # Import only the chosen application (importing all of them costs time at every start).
     first = next((a for a in argv if not a.startswith("-")), None)
@@ -97,6 +105,9 @@ def main(argv=None):
     try:
         parser = build_parser(commands)
         args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        _error(first if first in COMMANDS else None, "interrupted")
+        return 130
     except SystemExit as exc:  # --help, --version, usage errors: argparse already printed
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else EXIT_USAGE)
     if getattr(args, "_command", None) is None:
@@ -106,8 +117,10 @@ def main(argv=None):
     args.command_line = " ".join(["rnnkit", *(shlex.quote(a) for a in argv)])
     ctrl_c = _CtrlC()
     try:
-        with ctrl_c.installed():
-            return int(_load(command).main(args) or 0)
+        with ctrl_c.installed(keep=own_command_line):
+            status = int(_load(command).main(args) or 0)
+            ctrl_c.finished = True
+        return status
     except KeyboardInterrupt:
         _error(command, "interrupted")
         return 130
