@@ -72,10 +72,12 @@ class _CtrlC:
         raise KeyboardInterrupt
 
     @contextlib.contextmanager
-    def installed(self, keep=False):
-        """Install for the block; ``keep`` leaves it installed afterwards (the process's own
-        command line: a Ctrl-C that lands after the command finished must not kill the exiting
-        process, which Python's default handler would do once restored)."""
+    def installed(self, exiting=False):
+        """Install for the block, then put the previous handler back; with ``exiting`` (the
+        process's own command line, which ends when the block does) ignore SIGINT instead. A
+        Ctrl-C that lands after the command finished must not kill the exiting process: Python
+        resets its handler to the system default while it shuts down (status -2), but leaves an
+        ignored signal ignored."""
         if threading.current_thread() is not threading.main_thread():
             yield self
             return
@@ -83,8 +85,7 @@ class _CtrlC:
         try:
             yield self
         finally:
-            if not (keep and self.finished):
-                signal.signal(signal.SIGINT, previous)
+            signal.signal(signal.SIGINT, signal.SIG_IGN if exiting else previous)
 
 
 def _error(command, message):
@@ -117,7 +118,7 @@ def main(argv=None):
     args.command_line = " ".join(["rnnkit", *(shlex.quote(a) for a in argv)])
     ctrl_c = _CtrlC()
     try:
-        with ctrl_c.installed(keep=own_command_line):
+        with ctrl_c.installed(exiting=own_command_line):
             status = int(_load(command).main(args) or 0)
             ctrl_c.finished = True
         return status
