@@ -79,3 +79,15 @@ def test_an_inf_validation_loss_is_reported():
     assert math.isinf(history.history["val_loss"][0])
     with pytest.warns(RuntimeWarning, match=r"evaluate\(\): the loss is inf"):
         model.evaluate(huge, huge * 0, verbose=0)
+
+
+def test_a_spike_from_a_near_zero_loss_back_below_the_first_epoch_is_not_divergence():
+    from rnnkit.models.model import _LossWatch
+
+    watch = _LossWatch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for epoch, loss in enumerate([1.1, 0.01, 3.5e-6, 0.27, 0.02]):  # a 77,000-fold spike, still below 1.1
+            watch.check(epoch, {"loss": loss})
+    with pytest.warns(RuntimeWarning, match="diverging"):
+        watch.check(5, {"loss": 50.0})

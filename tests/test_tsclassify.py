@@ -7,6 +7,7 @@ import pytest
 
 import rnnkit
 from rnnkit.apps.tsclassify import checked_pair, validation_split
+from rnnkit import tsclassify as ts
 from rnnkit.cli import main as cli_main
 from rnnkit.datasets import DataError
 from rnnkit.datasets.ucr import UCR_FILES, read_series_file, read_ts, read_ucr_table
@@ -215,10 +216,40 @@ def test_command_trains_reports_and_predicts(tmp_path, capsys):
     assert set(result["models"]) == {"gru", "conv-gru"} and len(result["models"]["gru"]["runs"]) == 2
     assert result["downsampling"] == 3 and set(result["baselines"]) == {"1NN-ED", "1NN-DTW"}
     assert all((out / f).stat().st_size > 0 for f in ("model.rnnkit", "series.png", "confusion.png"))
+    assert all(r["epochs"] == 2 and "val_accuracy" not in r for r in result["models"]["gru"]["runs"])
+    assert result["saved_model"] == "gru"  # without validation: the first listed
     assert "1NN-DTW" in capsys.readouterr().out
     assert cli_main(["tsclassify", "predict", "--model-file", str(out / "model.rnnkit"), "--data", str(test)]) == 0
     printed = capsys.readouterr().out
     assert printed.count("\n") == 9 and "accuracy" in printed
+    # the saved model is the seeds' ensemble: predict gives the report's ensemble accuracy
+    right = sum(line.split("\t")[1] == line.split("(true ")[1].rstrip(")") for line in printed.splitlines()[:-1])
+    assert right / 8 == result["models"]["gru"]["ensemble_test_accuracy"]
+
+
+def test_command_with_a_validation_split_stops_early_and_keeps_the_better_model(tmp_path):
+    train, test = _toy_files(tmp_path)
+    out = tmp_path / "run"
+    assert cli_main(["tsclassify", "train", "--data", str(train), "--test", str(test), "--model", "gru,lstm",
+                     "--seeds", "1", "--epochs", "3", "--min-epochs", "0", "--patience", "1", "--validation", "0.25",
+                     "--units", "4", "--no-dtw", "--threads", "1", "--out", str(out)]) == 0
+    result = json.loads((out / "report.json").read_text())["datasets"][0]
+    runs = {k: m["runs"][0] for k, m in result["models"].items()}
+    assert all(1 <= r["best_epoch"] <= r["epochs"] <= 3 for r in runs.values())
+    best = max(result["models"], key=lambda k: (result["models"][k]["val_accuracy_mean"],
+                                                -result["models"][k]["val_loss_mean"]))
+    assert result["saved_model"] == best
+
+
+def test_ensemble_is_the_mean_of_its_models_and_saves(tmp_path):
+    models = [ts.build_model("conv-gru", 1, 3, units=4, filters=4, stride=2) for _ in range(3)]
+    x, present = ts.pad([np.random.default_rng(0).normal(size=(n, 1)) for n in (9, 14)])
+    expected = np.mean([m.predict([x, present], verbose=0) for m in models], axis=0)
+    together = ts.ensemble(models)
+    np.testing.assert_allclose(together.predict([x, present], verbose=0), expected, rtol=1e-6, atol=1e-7)
+    together.save(tmp_path / "e.rnnkit")
+    loaded = rnnkit.models.load_model(tmp_path / "e.rnnkit")
+    np.testing.assert_allclose(loaded.predict([x, present], verbose=0), expected, rtol=1e-6, atol=1e-7)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -48,7 +48,7 @@ import math
 
 import numpy as np
 
-__all__ = ["MODEL_KINDS", "NORMALIZATIONS", "PUBLISHED", "build_model", "normalize", "channel_stats", "paa",
+__all__ = ["MODEL_KINDS", "NORMALIZATIONS", "PUBLISHED", "build_model", "ensemble", "normalize", "channel_stats", "paa",
            "pad", "random_crops", "stride_for", "euclidean_distances", "dtw_distances", "dtw_nearest", "nearest_neighbour", "resample"]
 
 MODEL_KINDS = ("lstm", "gru", "bigru", "stacked", "conv-gru")
@@ -185,6 +185,22 @@ def build_model(kind, channels, num_classes, units=64, stride=1, filters=64, dro
     h = layers.Dropout(dropout, name="dropout")(h)
     probs = layers.Dense(num_classes, activation="softmax", name="classes")(h)
     return rnnkit.Model([series, present], probs, name=name or f"tsclassify_{kind.replace('-', '_')}")
+
+
+def ensemble(models, name=None):
+    """One model whose output is the mean of ``models``' class probabilities (each a
+    :func:`build_model` classifier, e.g. one per seed), called on the same two inputs; it saves,
+    loads and predicts like any other model."""
+    import rnnkit
+    from rnnkit import layers
+
+    channels = models[0].inputs[0].shape[-1]
+    series = rnnkit.Input(shape=(None, channels), name="series")
+    present = rnnkit.Input(shape=(None, 1), name="present")
+    for i, model in enumerate(models):
+        model.name = f"{model.name}_{i}"  # distinct names inside the ensemble
+    probs = layers.Average(name="mean_probabilities")([m([series, present]) for m in models])
+    return rnnkit.Model([series, present], probs, name=name or "tsclassify_ensemble")
 
 
 # ----- baselines ---------------------------------------------------------------------------------

@@ -61,8 +61,9 @@ def add_arguments(subparsers):
     train.add_argument("--test", metavar="TEST", help="your test series, same format (needed with --data)")
     train.add_argument("--model", default="conv-gru",
                        help=f"{', '.join(MODEL_KINDS)}, a comma-separated list, or all (default conv-gru)")
-    train.add_argument("--seeds", type=common.bounded_int(1, 100, "a number of seeds"), default=3,
-                       help="training runs per model, seeds SEED, SEED+1, ... (default 3)")
+    train.add_argument("--seeds", type=common.bounded_int(1, 100, "a number of seeds"), default=5,
+                       help="training runs per model, seeds SEED, SEED+1, ...; the saved model is their "
+                            "ensemble (default 5)")
     train.add_argument("--seed", type=common.seed, default=0, help="the first seed (default 0)")
     train.add_argument("--epochs", type=common.positive_int, default=200, help="most epochs (default 200)")
     train.add_argument("--patience", type=common.positive_int, default=30,
@@ -87,8 +88,9 @@ def add_arguments(subparsers):
     train.add_argument("--crop", type=common.positive_float, default=0.8,
                        help="training augmentation: every batch shows each series as a random window of "
                             "CROP to 1 times its steps (1: whole series; default 0.8)")
-    train.add_argument("--validation", type=common.positive_float, default=0.2,
-                       help="share of the training set held out to stop training (default 0.2)")
+    train.add_argument("--validation", type=common.nonnegative_float, default=0.0,
+                       help="share of the training set held out for early stopping; 0: none, train on every "
+                            "series for --epochs epochs (default 0)")
     train.add_argument("--no-dtw", action="store_true", help="skip the 1-NN DTW baseline")
     train.add_argument("--out", default="runs/tsclassify", help="output folder (default runs/tsclassify)")
     common.add_threads_argument(train)
@@ -182,38 +184,47 @@ def say(*parts):
 
 def fit_one_seed(name, kind, seed, args, xs_train, x_train_all, y_train, x_test, y_test, *, channels, num_classes,
                  factor):
-    """Split off the validation series for ``seed``, train one model with early stopping (best
-    epoch's weights restored), predict the test set once. Returns (run summary, model, test probabilities)."""
+    """Train one model for ``seed`` and predict the test set once. With ``--validation`` a
+    stratified share is split off and early stopping restores the best epoch's weights; without
+    (``--validation 0``) the model trains on every training series for ``--epochs`` epochs and
+    keeps its last weights. Returns (run summary, model, test probabilities)."""
     import rnnkit
 
     from .. import tsclassify as ts
 
-    fit, val = validation_split(y_train, args.validation, seed)
+    if args.validation:
+        fit, val = validation_split(y_train, args.validation, seed)
+    else:
+        fit, val = np.arange(len(y_train)), None
     rnnkit.utils.set_random_seed(seed)
     model = ts.build_model(kind, channels, num_classes, units=args.units, stride=factor, filters=args.filters,
                            dropout=args.dropout)
     model.compile(optimizer=rnnkit.optimizers.Adam(learning_rate=args.learning_rate, clipnorm=1.0),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    stop = rnnkit.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience, restore_best_weights=True,
-                                          start_from_epoch=args.min_epochs)
+    callbacks = common.training_callbacks(args, run=f"{name}/{kind}-seed{seed}")
+    if val is not None:
+        callbacks.insert(0, rnnkit.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
+                                                           restore_best_weights=True, start_from_epoch=args.min_epochs))
     batch_size = args.batch_size or int(np.clip(len(fit) // 10, 4, 16))
     t0, c0 = time.perf_counter(), time.process_time()
     batches = crop_batches([xs_train[i] for i in fit], y_train[fit], batch_size, kind, factor, args.crop, seed)
     history = model.fit(batches, epochs=args.epochs, steps_per_epoch=-(-len(fit) // batch_size), verbose=0,
-                        callbacks=[stop, *common.training_callbacks(args, run=f"{name}/{kind}-seed{seed}")],
-                        validation_data=([a[val] for a in x_train_all], y_train[val])).history
+                        callbacks=callbacks,
+                        validation_data=None if val is None else ([a[val] for a in x_train_all], y_train[val])).history
     if not np.isfinite(history["loss"]).all():
         raise FloatingPointError(f"{name} {kind} seed {seed}: training diverged (non-finite loss); "
                                  f"try a lower --learning-rate.")
-    # the epoch whose weights EarlyStopping restored: the lowest validation loss from --min-epochs on
-    watched = history["val_loss"][args.min_epochs:]
-    best_epoch = args.min_epochs + int(np.argmin(watched)) if watched else len(history["val_loss"]) - 1
     probs = model.predict(x_test, batch_size=256, verbose=0)  # the test set, touched once
-    run = {"seed": seed, "epochs": len(history["loss"]), "best_epoch": best_epoch + 1, "batch_size": batch_size,
-           "val_accuracy": round(float(history["val_accuracy"][best_epoch]), 4),
-           "val_loss": round(float(history["val_loss"][best_epoch]), 4),
+    run = {"seed": seed, "epochs": len(history["loss"]), "batch_size": batch_size,
+           "train_loss": round(float(history["loss"][-1]), 4),
            "test_accuracy": round(float((probs.argmax(1) == y_test).mean()), 4),
            "seconds": round(time.perf_counter() - t0, 1), "cpu_seconds": round(time.process_time() - c0, 1)}
+    if val is not None:
+        # the epoch whose weights EarlyStopping restored: the lowest validation loss from --min-epochs on
+        watched = history["val_loss"][args.min_epochs:]
+        best_epoch = args.min_epochs + int(np.argmin(watched)) if watched else len(history["val_loss"]) - 1
+        run.update(best_epoch=best_epoch + 1, val_accuracy=round(float(history["val_accuracy"][best_epoch]), 4),
+                   val_loss=round(float(history["val_loss"][best_epoch]), 4))
     return run, model, probs
 
 
@@ -247,26 +258,37 @@ def run_dataset(name, train, test, args, kinds, say=say):
                                 "cpu_seconds": round(time.process_time() - c0, 2)}
     say("  baselines: " + ", ".join(f"{k} {v['accuracy']:.3f} ({v['seconds']:.1f} s)" for k, v in baselines.items()))
 
-    models, best_models = {}, {}
+    models, ensembles = {}, {}
     for kind in kinds:
         x_train_all = model_inputs(xs_train, kind, factor)
         x_test = model_inputs(xs_test, kind, factor)
-        runs, best = [], None
+        runs, seed_models, seed_probs = [], [], []
         for seed in range(args.seed, args.seed + args.seeds):
             run, model, probs = fit_one_seed(name, kind, seed, args, xs_train, x_train_all, y_train, x_test, y_test,
                                              channels=train.channels, num_classes=len(classes), factor=factor)
             runs.append(run)
-            say(f"  {kind} seed {seed}: {run['epochs']} epochs (best {run['best_epoch']}), validation accuracy "
-                f"{run['val_accuracy']:.3f}, test accuracy {run['test_accuracy']:.3f}  ({run['seconds']:.0f} s)")
-            if best is None or (run["val_accuracy"], -run["val_loss"]) > (best[0]["val_accuracy"], -best[0]["val_loss"]):
-                best = (run, model, probs)
+            seed_models.append(model)
+            seed_probs.append(probs)
+            checked = (f"best {run['best_epoch']}), validation accuracy {run['val_accuracy']:.3f}"
+                       if "val_accuracy" in run else f"training loss {run['train_loss']:.3f})")
+            say(f"  {kind} seed {seed}: {run['epochs']} epochs ({checked}, test accuracy "
+                f"{run['test_accuracy']:.3f}  ({run['seconds']:.0f} s)")
         accs = np.array([r["test_accuracy"] for r in runs])
+        probs = np.mean(seed_probs, axis=0)  # the ensemble: the seeds' probabilities averaged
         models[kind] = {"test_accuracy_mean": round(float(accs.mean()), 4),
                         "test_accuracy_std": round(float(accs.std(ddof=1)) if len(accs) > 1 else 0.0, 4),
-                        "runs": runs, "best_seed": best[0]["seed"],
-                        "metrics_best_seed": common.classification_metrics(y_test, best[2], classes)}
-        best_models[kind] = best
-    chosen = max(kinds, key=lambda k: (best_models[k][0]["val_accuracy"], -best_models[k][0]["val_loss"]))
+                        "ensemble_test_accuracy": round(float((probs.argmax(1) == y_test).mean()), 4),
+                        "runs": runs, "metrics_ensemble": common.classification_metrics(y_test, probs, classes)}
+        if args.validation:
+            models[kind]["val_accuracy_mean"] = round(float(np.mean([r["val_accuracy"] for r in runs])), 4)
+            models[kind]["val_loss_mean"] = round(float(np.mean([r["val_loss"] for r in runs])), 4)
+        say(f"  {kind}: {models[kind]['test_accuracy_mean']:.3f} ± {models[kind]['test_accuracy_std']:.3f} over "
+            f"{len(runs)} seeds, their ensemble {models[kind]['ensemble_test_accuracy']:.3f}")
+        model = seed_models[0] if len(seed_models) == 1 else ts.ensemble(seed_models, name=f"tsclassify_{kind.replace('-', '_')}_ensemble")
+        ensembles[kind] = (model, probs)
+    # several models: the one best on validation (mean over its seeds); without validation the first listed
+    chosen = (max(kinds, key=lambda k: (models[k]["val_accuracy_mean"], -models[k]["val_loss_mean"]))
+              if args.validation else kinds[0])
     result = {"dataset": name, "train": train.source, "test": test.source, "classes": classes,
               "sizes": {"train": len(train), "test": len(test)}, "channels": train.channels,
               "lengths": [int(train.lengths.min()), longest], "normalization": how, "downsampling": factor,
@@ -274,8 +296,8 @@ def run_dataset(name, train, test, args, kinds, say=say):
               "published": ts.PUBLISHED.get(name, {})}
     meta = {"task": TASK, "kind": chosen, "classes": classes, "channels": train.channels, "normalization": how,
             "channel_stats": [s.tolist() for s in stats] if stats is not None else None, "downsampling": factor,
-            "dataset": name, "seed": best_models[chosen][0]["seed"]}
-    return result, best_models[chosen], meta, (xs_test, y_test, classes)
+            "dataset": name, "seeds": [r["seed"] for r in models[chosen]["runs"]]}
+    return result, ensembles[chosen], meta, (xs_test, y_test, classes)
 
 
 # ----- plots -------------------------------------------------------------------------------------
@@ -327,8 +349,9 @@ def _train(args):
     kinds = [dict((k.replace("-", ""), k) for k in MODEL_KINDS)[k] for k in kinds]
     if not 0 < args.crop <= 1:
         raise UsageError(f"--crop {args.crop:g}: expected a share of the steps in (0, 1], e.g. 0.8 (1: no cropping).")
-    if not 0 < args.validation < 1:
-        raise UsageError(f"--validation {args.validation:g}: expected a share between 0 and 1, e.g. 0.2.")
+    if not 0 <= args.validation < 1:
+        raise UsageError(f"--validation {args.validation:g}: expected a share in [0, 1), e.g. 0.2 "
+                         f"(0: no validation split, train on every series for --epochs).")
     pairs = _load_pairs(args)
     with common.output_folder(args.out) as out:
         return _train_into(args, out, pairs, kinds)
@@ -342,29 +365,29 @@ def _train_into(args, out, pairs, kinds):
     for name, load in pairs:
         t0, c0 = time.perf_counter(), time.process_time()
         train, test = load()
-        result, (run, model, probs), meta, (xs_test, y_test, classes) = run_dataset(name, train, test, args, kinds)
+        result, (model, probs), meta, (xs_test, y_test, classes) = run_dataset(name, train, test, args, kinds)
         result["seconds"] = round(time.perf_counter() - t0, 1)
         result["cpu_seconds"] = round(time.process_time() - c0, 1)
         folder = out / name if several else out
         folder.mkdir(exist_ok=True)
         model.metadata = meta
         model.save(folder / "model.rnnkit", include_optimizer=False)
-        y_pred = probs.argmax(1)
         kind = result["saved_model"]
-        title = f"{name}: {kind} (seed {run['seed']}), test accuracy {run['test_accuracy']:.3f}"
-        save_series_png(folder / "series.png", xs_test, y_test, y_pred, classes, title)
-        cm = result["models"][kind]["metrics_best_seed"]["confusion_matrix"]
-        common.save_confusion_png(cm, classes, folder / "confusion.png", title)
+        saved = result["models"][kind]
+        title = (f"{name}: {kind}, ensemble of {args.seeds} seeds" if args.seeds > 1 else f"{name}: {kind}") + \
+            f", test accuracy {saved['ensemble_test_accuracy']:.3f}"
+        save_series_png(folder / "series.png", xs_test, y_test, probs.argmax(1), classes, title)
+        common.save_confusion_png(saved["metrics_ensemble"]["confusion_matrix"], classes, folder / "confusion.png", title)
         results.append(result)
         published = ", ".join(f"{k} {v:.3f}" for k, v in result["published"].items()) or "-"
         for k in kinds:
             m = result["models"][k]
             rows.append([name, k, f"{m['test_accuracy_mean']:.3f} ± {m['test_accuracy_std']:.3f}",
-                         f"{result['baselines']['1NN-ED']['accuracy']:.3f}",
+                         f"{m['ensemble_test_accuracy']:.3f}", f"{result['baselines']['1NN-ED']['accuracy']:.3f}",
                          f"{result['baselines']['1NN-DTW']['accuracy']:.3f}" if "1NN-DTW" in result["baselines"]
                          else "-", published, f"{result['cpu_seconds']:.0f}"])
         say(f"  {name}: {result['seconds']:.0f} s wall, {result['cpu_seconds']:.0f} CPU-s")
-    table = common.format_table(["dataset", "model", f"rnnkit (mean ± std, {args.seeds} seeds)", "1NN-ED",
+    table = common.format_table(["dataset", "model", f"rnnkit seeds (mean ± std, {args.seeds})", "ensemble", "1NN-ED",
                                  "1NN-DTW", "published", "CPU-s"], rows)
     print()
     print(table)

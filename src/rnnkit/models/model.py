@@ -724,17 +724,20 @@ def _output_mask(y_pred):
 
 class _LossWatch:
     """What ``fit`` reports after each epoch: a training loss a thousandfold (or more) above its best
-    epoch's (divergence, warned once per ``fit``) and a non-finite validation loss."""
+    epoch's and above its first epoch's (divergence, warned once per ``fit``; a spike from a
+    near-zero loss back to where training started is not) and a non-finite validation loss."""
 
     GROWTH = 1000.0
 
     def __init__(self):
-        self.best, self.best_epoch, self.warned = math.inf, None, False
+        self.best, self.best_epoch, self.first, self.warned = math.inf, None, None, False
 
     def check(self, epoch, logs):
         loss = logs.get("loss")
         if loss is not None and math.isfinite(loss):
-            if not self.warned and loss > self.GROWTH * max(self.best, 1e-6):
+            if self.first is None:
+                self.first = loss
+            if not self.warned and loss > self.GROWTH * max(self.best, 1e-6) and loss > self.first:
                 self.warned = True
                 warnings.warn(f"Epoch {epoch + 1}: the loss grew to {loss:.4g} from {self.best:.4g} at epoch "
                               f"{self.best_epoch + 1}, more than {self.GROWTH:.0f}-fold: training is diverging. "
