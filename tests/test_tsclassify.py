@@ -241,6 +241,14 @@ def test_command_with_a_validation_split_stops_early_and_keeps_the_better_model(
     assert result["saved_model"] == best
 
 
+def test_crop_auto_crops_only_downsampled_series(capsys):
+    from rnnkit.apps.tsclassify import crop_share
+
+    assert crop_share("auto", 1) == 1.0 and crop_share("auto", 3) == 0.8 and crop_share(0.5, 1) == 0.5
+    assert cli_main(["tsclassify", "train", "--crop", "0"]) == 2  # an argparse usage error
+    assert "--crop: expected auto or a share of the steps in (0, 1]" in capsys.readouterr().err
+
+
 def test_ensemble_is_the_mean_of_its_models_and_saves(tmp_path):
     models = [ts.build_model("conv-gru", 1, 3, units=4, filters=4, stride=2) for _ in range(3)]
     x, present = ts.pad([np.random.default_rng(0).normal(size=(n, 1)) for n in (9, 14)])
@@ -257,6 +265,7 @@ def test_ensemble_is_the_mean_of_its_models_and_saves(tmp_path):
     (["--data", "{train}"], "--data needs --test"),
     (["--data", "{train}", "--test", "{bad}"], "ragged dimensions"),
     (["--data", "{train}", "--test", "{missing}"], "no series file"),
+    (["--dataset", "GunPoint", "--validation", "1"], "expected a share in [0, 1)"),
 ])
 def test_command_bad_input_is_one_line_and_writes_nothing(tmp_path, capsys, args, message):
     train, _ = _toy_files(tmp_path)
