@@ -56,6 +56,13 @@ def build_parser(commands=None):
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """What rnnkit's Ctrl-C handler raises: a KeyboardInterrupt (``except KeyboardInterrupt``
+    catches it) of its own type. CPython remembers a plain KeyboardInterrupt that passes through
+    code run by ``PyRun_String`` (optree's C extension runs some) and, under ``python -m``, kills
+    the process with SIGINT at exit even after rnnkit handled it; it checks the exact type only."""
+
+
 class _CtrlC:
     """SIGINT raises KeyboardInterrupt as Python's own handler does, and is remembered: a C
     extension can turn the KeyboardInterrupt raised inside it into another exception (matplotlib's
@@ -69,7 +76,7 @@ class _CtrlC:
         if self.finished:  # nothing is left to interrupt; the process is only exiting
             return
         self.seen = True
-        raise KeyboardInterrupt
+        raise Interrupted
 
     @contextlib.contextmanager
     def installed(self, exiting=False):
