@@ -439,6 +439,7 @@ def test_translate_command_on_a_small_bible(tmp_path, capsys, monkeypatch):
     report = json.loads((out / "report.json").read_text())
     assert set(report["baselines"]) == {"copy source", "TF-IDF nearest neighbour"}
     assert set(report["models"]) == {"lstm-dot", "keras-char"}
+    assert report["settings"]["dropout"] == 0.3  # the translate default
     assert report["models"]["keras-char"]["vocabulary_sizes"]["levels"] == ["char", "char"]
     assert all(0 <= r["test"]["greedy"]["bleu"] <= 100 for r in report["models"].values())
     assert {"model.rnnkit", "curves.png", "attention.png", "samples.txt"} <= {p.name for p in out.iterdir()}

