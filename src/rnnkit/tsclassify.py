@@ -190,7 +190,8 @@ def build_model(kind, channels, num_classes, units=64, stride=1, filters=64, dro
 def ensemble(models, name=None):
     """One model whose output is the mean of ``models``' class probabilities (each a
     :func:`build_model` classifier, e.g. one per seed), called on the same two inputs; it saves,
-    loads and predicts like any other model."""
+    loads and predicts like any other model. Each model is renamed ``NAME_i`` (its position) so
+    that the names inside the ensemble differ."""
     import rnnkit
     from rnnkit import layers
 
@@ -198,7 +199,7 @@ def ensemble(models, name=None):
     series = rnnkit.Input(shape=(None, channels), name="series")
     present = rnnkit.Input(shape=(None, 1), name="present")
     for i, model in enumerate(models):
-        model.name = f"{model.name}_{i}"  # distinct names inside the ensemble
+        model.name = f"{model.name}_{i}"
     probs = layers.Average(name="mean_probabilities")([m([series, present]) for m in models])
     return rnnkit.Model([series, present], probs, name=name or "tsclassify_ensemble")
 

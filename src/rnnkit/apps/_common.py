@@ -29,7 +29,7 @@ did_you_mean = suggest  # the package's one "did you mean" rule (rnnkit._naming)
 
 
 # ----- argument types ---------------------------------------------------------------------------
-def _argument_type(convert, accept, expected):
+def argument_type(convert, accept, expected):
     """An argparse ``type=``: ``convert`` the text, then insist on ``accept(value)``."""
     def parse(text):
         try:
@@ -48,20 +48,20 @@ def _number(text):
     return value if math.isfinite(value) else None
 
 
-positive_int = _argument_type(int, lambda v: v > 0, "a positive integer")
-nonnegative_int = _argument_type(int, lambda v: v >= 0, "an integer >= 0")
-positive_float = _argument_type(_number, lambda v: v > 0, "a positive number")
-nonnegative_float = _argument_type(_number, lambda v: v >= 0, "a number >= 0")
-dropout_rate = _argument_type(_number, lambda v: 0 <= v < 1, "a dropout rate in [0, 1)")
-seed = _argument_type(int, lambda v: 0 <= v < 2 ** 32, "a seed in [0, 2**32)")
-threads = _argument_type(int, lambda v: 1 <= v <= MAX_THREADS, f"a thread count in [1, {MAX_THREADS}]")
-threads_or_default = _argument_type(int, lambda v: 0 <= v <= MAX_THREADS,
+positive_int = argument_type(int, lambda v: v > 0, "a positive integer")
+nonnegative_int = argument_type(int, lambda v: v >= 0, "an integer >= 0")
+positive_float = argument_type(_number, lambda v: v > 0, "a positive number")
+nonnegative_float = argument_type(_number, lambda v: v >= 0, "a number >= 0")
+dropout_rate = argument_type(_number, lambda v: 0 <= v < 1, "a dropout rate in [0, 1)")
+seed = argument_type(int, lambda v: 0 <= v < 2 ** 32, "a seed in [0, 2**32)")
+threads = argument_type(int, lambda v: 1 <= v <= MAX_THREADS, f"a thread count in [1, {MAX_THREADS}]")
+threads_or_default = argument_type(int, lambda v: 0 <= v <= MAX_THREADS,
                                     f"a thread count in [0, {MAX_THREADS}] (0: PyTorch's default)")
 
 
 def bounded_int(low, high, what="an integer"):
     """An int type with an inclusive range, e.g. ``bounded_int(1, 100_000, "a length")``."""
-    return _argument_type(int, lambda v: low <= v <= high, f"{what} in [{low:,}, {high:,}]")
+    return argument_type(int, lambda v: low <= v <= high, f"{what} in [{low:,}, {high:,}]")
 
 
 def apply_threads(count):

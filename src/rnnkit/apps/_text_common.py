@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import UsageError
-from ._common import (EXIT_USAGE, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
+from ._common import (EXIT_USAGE, argument_type, bounded_int, did_you_mean, dropout_rate, format_table,  # noqa: F401
                       load_model_for, nonnegative_float, nonnegative_int, output_folder, positive_float, positive_int, seed,
                       threads, write_json)
 from ._common import add_training_service_arguments, choose_names, training_callbacks  # noqa: F401

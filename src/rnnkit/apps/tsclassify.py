@@ -36,7 +36,6 @@ prediction) and ``confusion.png``.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -118,17 +117,9 @@ def main(args):
     return args.action(args)
 
 
-def _crop(text):
-    if text.strip().lower() == "auto":
-        return "auto"
-    try:
-        share = float(text)
-    except ValueError:
-        share = math.nan
-    if not 0 < share <= 1:
-        raise argparse.ArgumentTypeError(f"expected auto or a share of the steps in (0, 1], e.g. 0.8 "
-                                         f"(1: no cropping), got {text!r}")
-    return share
+_crop = common.argument_type(lambda text: "auto" if text.strip().lower() == "auto" else float(text),
+                             lambda share: share == "auto" or 0 < share <= 1,
+                             "auto or a share of the steps in (0, 1], e.g. 0.8 (1: no cropping)")
 
 
 def crop_share(crop, factor):
