@@ -138,19 +138,37 @@ def _author_text(rng, style, n):
     return " ".join(rng.choice(pool, size=n)) + "."
 
 
+def test_distort_masks_every_word_but_the_kept_ones():
+    text = "Upon the 4th of July, 1776, whilst Mr. Madison wrote:\n\"It is.\""
+    out = au.distort(text, au.FUNCTION_WORDS)
+    assert out == 'Upon the #** of ****, ####, ****** **. ******* *****:\n"It is."'
+    assert len(out) == len(text) and au.distort(text, None) == text
+    assert au.distort("isn't Isn\u2019t", {"isn't"}) == "isn't *****"  # a word with another apostrophe is another word
+    assert app._kept_words("function", []) == sorted(au.FUNCTION_WORDS) and app._kept_words("all", []) is None
+    assert app._kept_words(2, ["b a b c", "a b"]) == ["a", "b"]
+
+
 def test_char_lms_attribute_two_synthetic_authors(tmp_path, capsys):
+    # the command's path: distorted text (function words kept), two seeds' models averaged, saved, predicted
     rng = np.random.default_rng(0)
-    train = {0: [_author_text(rng, 0, 200)], 1: [_author_text(rng, 1, 200)]}
+    keep = app._kept_words("function", [])
+    train = {a: [au.distort(_author_text(rng, a, 200), keep)] for a in (0, 1)}
     vocab = app._vectorizer(train[0] + train[1], split="char", lower=False)
-    models = au.author_lms([[vocab.encode(t) for t in train[a]] for a in (0, 1)], vocab.vocabulary_size(), units=16,
-                           seq_length=40, trunk_epochs=4, trunk_windows=256, tune_windows=256, seed=0)
+    sets = [au.author_lms([[vocab.encode(t) for t in train[a]] for a in (0, 1)], vocab.vocabulary_size(), units=16,
+                          seq_length=40, trunk_epochs=4, trunk_windows=256, tune_windows=256, seed=seed)
+            for seed in (0, 1)]
+    combined = au.combined_lm([m for models in sets for m in models])
+    combined.metadata = {"task": "authorship", "method": "charlm", "authors": ["A", "B"],
+                         "vocabulary": vocab.get_config(), "seq_length": 40, "keep_words": keep, "seeds": 2}
     for style in (0, 1):
         text = _author_text(rng, style, 60)
-        bpc = [au.bits_per_char(lambda x, m=m: m.predict(x, verbose=0), vocab.encode(text), 40) for m in models]
+        ids = vocab.encode(au.distort(text, keep))
+        bpc = np.mean([[au.bits_per_char(lambda x, m=m: m.predict(x, verbose=0), ids, 40) for m in models]
+                       for models in sets], axis=0)
         assert int(np.argmin(bpc)) == style, bpc
-    combined = au.combined_lm(models)
-    combined.metadata = {"task": "authorship", "method": "charlm", "authors": ["A", "B"],
-                         "vocabulary": vocab.get_config(), "seq_length": 40}
+        author, _, scores, unit = app.predict_text(combined, combined.metadata, text)
+        assert author == "AB"[style] and unit == "bits/char"
+        np.testing.assert_allclose([scores["A"], scores["B"]], bpc, rtol=1e-5)
     combined.save(tmp_path / "charlm.rnnkit")
     (tmp_path / "b.txt").write_text(_author_text(rng, 1, 60), encoding="utf-8")
     assert cli_main(["authorship", "predict", "--model-file", str(tmp_path / "charlm.rnnkit"),
@@ -178,7 +196,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
 @pytest.mark.parametrize("flag,value", [("--units", "0"), ("--seq-length", "1"), ("--lm-epochs", "0"),
                                         ("--lm-chars", "-1"), ("--tune-chars", "0"), ("--seed", "-1"),
                                         ("--threads", "100000"), ("--chunk-words", "5"), ("--vocab", "1"),
-                                        ("--mfw", "5"), ("--folds", "x"), ("--method", "lstm")])
+                                        ("--mfw", "5"), ("--folds", "x"), ("--method", "lstm"),
+                                        ("--keep-words", "5"), ("--keep-words", "some"), ("--seeds", "0")])
 def test_bad_train_flags_are_refused_by_the_parser(flag, value, capsys):
     assert cli_main(["authorship", "train", flag, value]) == 2
     err = capsys.readouterr().err.strip().splitlines()

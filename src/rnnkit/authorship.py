@@ -3,7 +3,8 @@
 Four methods, all fitted on the known texts of a training fold only:
 
 * **Per-author character language models** (the lecture's method). One GRU language model per
-  author learns to predict the next character of that author's texts (:func:`author_lms`: a
+  author learns to predict the next character of that author's texts, read through
+  :func:`distort` (content words masked, so that the models learn style rather than topic) (:func:`author_lms`: a
   model trained on all training texts, then a copy fine-tuned on each author's texts with the
   same number of steps per author, so that the gaps in bpc measure style, not how much each
   author wrote or how long a model trained). A new text x_1..x_n is
@@ -43,7 +44,7 @@ from collections import Counter
 
 import numpy as np
 
-__all__ = ["FUNCTION_WORDS", "words", "word_rates", "most_frequent_words", "burrows_delta",
+__all__ = ["FUNCTION_WORDS", "words", "distort", "word_rates", "most_frequent_words", "burrows_delta",
            "function_word_classifier", "chunk_tokens", "paper_folds", "check_fold", "pool_chunks",
            "attribution", "build_char_lm", "train_char_lm", "author_lms", "bits_per_char", "build_chunk_classifier",
            "combined_lm"]
@@ -64,6 +65,26 @@ def words(text):
     """Lower-case word tokens (letters and inner apostrophes): ``words("Upon it, isn't")`` ->
     ``['upon', 'it', "isn't"]``."""
     return re.findall(r"[a-z]+(?:['\u2019][a-z]+)*", text.lower())
+
+
+_WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)*")
+
+
+def distort(text, keep):
+    """Text distortion (Stamatatos 2017, "multiple asterisks"): every word whose lower case is not
+    in ``keep`` becomes as many ``*`` as it has characters, and every digit becomes ``#``; the
+    kept words, punctuation and spacing stay. A character model of the result sees how an author
+    writes (function words, punctuation, word lengths), not what the text is about. ``keep=None``
+    returns the text unchanged.
+
+    >>> distort("Upon the 4th of July, whilst...", {"upon", "the", "of", "whilst"})
+    'Upon the #** of ****, whilst...'
+    """
+    if keep is None:
+        return text
+    keep = frozenset(keep)
+    text = _WORD.sub(lambda m: m.group(0) if m.group(0).lower() in keep else "*" * len(m.group(0)), text)
+    return re.sub(r"[0-9]", "#", text)
 
 
 def word_rates(texts, vocabulary):
@@ -248,7 +269,7 @@ def author_lms(ids_by_author, vocab_size, units=128, seq_length=100, trunk_epoch
         log(f"shared LM: {loss:.3f} bits/char on its training windows")
     weights, models = trunk.get_weights(), []
     for a, texts in enumerate(ids_by_author):
-        model = build_char_lm(vocab_size, units=units, name=f"lm_{a}")
+        model = build_char_lm(vocab_size, units=units, name=f"lm_{a}_seed{seed}")
         model.set_weights(weights)
         loss = train_char_lm(model, texts, seq_length=seq_length, epochs=1, max_windows=tune_windows,
                              seed=seed + 1 + a, learning_rate=1e-3)

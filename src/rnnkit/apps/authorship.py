@@ -8,15 +8,17 @@ headers naming the author stripped, No. 70's duplicate entry dropped): 73 known 
 (Hamilton 51, Madison 14, Jay 5, Hamilton & Madison 3; four labels) and 12 disputed ones.
 
 Methods (:mod:`rnnkit.authorship`): ``charlm``, one GRU character language model per label
-(a model of the fold's papers fine-tuned on each label's), a paper goes to the lowest bits/char; ``chunks``, a GRU classifier on chunks of words pooled
+(a model of the fold's papers fine-tuned on each label's; the papers read with every word but
+the 70 function words masked, ``--keep-words``; ``--seeds`` such sets, their bits/char
+averaged), a paper goes to the lowest bits/char; ``chunks``, a GRU classifier on chunks of words pooled
 per paper; and, always, the baselines function words -> logistic regression, Burrows's Delta
 and cosine Delta.
 
 Protocol: the baselines are evaluated by leave-one-paper-out on the 73 known papers. The
 neural methods by ``--folds``: K stratified folds by paper (default 5: every model is trained
 afresh in each fold, so 73 folds cost 15 times as much) or ``loo``. Every fold asserts that no
-test paper (or chunk of one) is on its training side. The disputed papers are attributed by models fitted on all 73 known
-papers. Published leave-one-out accuracies on this corpus are printed beside.
+test paper (or chunk of one) is on its training side. The disputed papers are attributed by
+models fitted on all 73 known papers. Published leave-one-out accuracies on this corpus are printed beside.
 
 Outputs in ``--out``: ``report.json``, ``disputed_margins.png`` and the model files
 ``charlm.rnnkit`` / ``chunks.rnnkit`` (for ``predict``).
@@ -32,8 +34,8 @@ import numpy as np
 from .. import authorship as au
 from ..text import TextVectorizer
 from . import UsageError
-from ._common import (apply_threads, bounded_int, format_table, load_model_for, output_folder, positive_int,
-                      seed, threads, write_json)
+from ._common import (apply_threads, argument_type, bounded_int, format_table, load_model_for, output_folder,
+                      positive_int, seed, threads, write_json)
 from ._text_common import add_subcommand_help
 
 TASK = "authorship"
@@ -59,7 +61,14 @@ def add_arguments(subparsers):
     train.add_argument("--mfw", type=bounded_int(10, 5000, "a word count"), default=150,
                        help="most frequent words for Delta (default 150)")
     lm = train.add_argument_group("charlm")
-    lm.add_argument("--units", type=bounded_int(4, 1024, "a unit count"), default=128, help="GRU units (default 128)")
+    lm.add_argument("--keep-words", type=_keep_words, default="function",
+                    help="what the language models read: 'function' (default: every word but the 70 function words "
+                         "masked as asterisks, digits as '#'), N (the N most frequent words of the fold kept) or "
+                         "'all' (the plain text)")
+    lm.add_argument("--seeds", type=bounded_int(1, 20, "a seed count"), default=3,
+                    help="sets of models trained with seeds --seed, --seed+1, ...; their bits/char are averaged "
+                         "(default 3)")
+    lm.add_argument("--units", type=bounded_int(4, 1024, "a unit count"), default=64, help="GRU units (default 64)")
     lm.add_argument("--seq-length", type=bounded_int(8, 2000, "a window length"), default=100,
                     help="characters per training and scoring window (default 100)")
     lm.add_argument("--lm-epochs", type=positive_int, default=2,
@@ -67,8 +76,8 @@ def add_arguments(subparsers):
     lm.add_argument("--lm-chars", type=positive_int, default=600_000,
                     help="characters (random windows of the fold's papers) per pass of the shared model "
                          "(default 600000)")
-    lm.add_argument("--tune-chars", type=positive_int, default=100_000,
-                    help="characters each label's copy is fine-tuned on (random windows; default 100000)")
+    lm.add_argument("--tune-chars", type=positive_int, default=600_000,
+                    help="characters each label's copy is fine-tuned on (random windows; default 600000)")
     ch = train.add_argument_group("chunks")
     ch.add_argument("--chunk-words", type=bounded_int(10, 5000, "a chunk length"), default=100,
                     help="words per chunk (default 100)")
@@ -100,6 +109,11 @@ def _folds(text):
     if not 2 <= k <= 73:
         raise argparse.ArgumentTypeError(f"expected 'loo' or a fold count in [2, 73], got {text!r}")
     return k
+
+
+_keep_words = argument_type(lambda t: t.lower() if t.lower() in ("function", "all") else int(t),
+                            lambda v: isinstance(v, str) or 10 <= v <= 100_000,
+                            "'function', 'all' or a word count in [10, 100000]")
 
 
 def main(args):
@@ -213,23 +227,40 @@ def _word_text(text):
     return " ".join(au.words(text))
 
 
+def _kept_words(setting, train_texts):
+    """The words :func:`rnnkit.authorship.distort` keeps for ``--keep-words``, sorted (None: all)."""
+    if setting == "all":
+        return None
+    if setting == "function":
+        return sorted(au.FUNCTION_WORDS)
+    return sorted(au.most_frequent_words(train_texts, setting))
+
+
 def _charlm(known, disputed, labels, classes, folds, protocol, args):
     texts = [p.text for p in known]
     trained = [0]
 
     def lms(train):
-        """The fold's character vocabulary (from its training papers only) and one LM per label."""
-        trained[0] += 1
-        vocab = _vectorizer([texts[i] for i in train], split="char", lower=False)
-        by_author = [[vocab.encode(texts[i]) for i in train if labels[i] == label] for label in classes]
-        return vocab, au.author_lms(by_author, vocab.vocabulary_size(), units=args.units, seq_length=args.seq_length,
-                                    trunk_epochs=args.lm_epochs,
-                                    trunk_windows=max(1, args.lm_chars // args.seq_length),
-                                    tune_windows=max(1, args.tune_chars // args.seq_length), seed=args.seed)
+        """The fold's kept words and character vocabulary (from its training papers only) and
+        ``--seeds`` sets of one LM per label."""
+        keep = _kept_words(args.keep_words, [texts[i] for i in train])
+        seen = {i: au.distort(texts[i], keep) for i in train}
+        vocab = _vectorizer(list(seen.values()), split="char", lower=False)
+        by_author = [[vocab.encode(seen[i]) for i in train if labels[i] == label] for label in classes]
+        sets = []
+        for s in range(args.seeds):
+            trained[0] += 1
+            sets.append(au.author_lms(by_author, vocab.vocabulary_size(), units=args.units,
+                                      seq_length=args.seq_length, trunk_epochs=args.lm_epochs,
+                                      trunk_windows=max(1, args.lm_chars // args.seq_length),
+                                      tune_windows=max(1, args.tune_chars // args.seq_length), seed=args.seed + s))
+        return keep, vocab, sets
 
-    def score(vocab, models, test_texts):
-        return np.array([[au.bits_per_char(lambda x: m.predict(x, batch_size=256, verbose=0), vocab.encode(t),
-                                           args.seq_length) for m in models] for t in test_texts])
+    def score(keep, vocab, sets, test_texts):
+        """(texts, labels) bits/char, averaged over the seeds' models."""
+        return np.array([np.mean([[au.bits_per_char(lambda x: m.predict(x, batch_size=256, verbose=0),
+                                                    vocab.encode(au.distort(t, keep)), args.seq_length)
+                                   for m in models] for models in sets], axis=0) for t in test_texts])
 
     def fit_predict(train, test):
         return score(*lms(train), [texts[i] for i in test])
@@ -238,18 +269,21 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
     scores = _evaluate(labels, folds, fit_predict, _progress("charlm"))
     summary = _summary("per-author character LMs (GRU)", scores, labels, classes, True, protocol, "bits/char",
                        time.perf_counter() - started, time.process_time() - cpu, [p.number for p in known])
-    vocab, full = lms(np.arange(len(labels)))
-    summary["disputed"] = _disputed(score(vocab, full, [p.text for p in disputed]), classes, True,
+    keep, vocab, full = lms(np.arange(len(labels)))
+    summary["disputed"] = _disputed(score(keep, vocab, full, [p.text for p in disputed]), classes, True,
                                     [p.number for p in disputed])
     summary["shared_models_trained"] = trained[0]
     size = vocab.vocabulary_size()
-    summary["model"] = (f"Embedding({size}, 16) -> GRU({args.units}) -> Dense({size}) trained on the "
-                        f"fold's papers ({args.lm_epochs} passes of {args.lm_chars:,} characters in random windows of "
-                        f"{args.seq_length}, Adam 3e-3), then one copy per label fine-tuned on that label's papers "
-                        f"({args.tune_chars:,} characters each, Adam 1e-3)")
-    model = au.combined_lm(full)
+    kept = "the function words" if args.keep_words == "function" else "the most frequent of the fold"
+    read = ("the plain text" if keep is None else
+            f"the text with every word but {len(keep)} ({kept}) masked as asterisks, digits as '#'")
+    summary["model"] = (f"Embedding({size}, 16) -> GRU({args.units}) -> Dense({size}) reading {read}, trained on "
+                        f"the fold's papers ({args.lm_epochs} passes of {args.lm_chars:,} characters in random windows "
+                        f"of {args.seq_length}, Adam 3e-3), then one copy per label fine-tuned on that label's papers "
+                        f"({args.tune_chars:,} characters each, Adam 1e-3); {args.seeds} seed(s), bits/char averaged")
+    model = au.combined_lm([m for models in full for m in models])
     model.metadata = {"task": TASK, "method": "charlm", "authors": classes, "vocabulary": vocab.get_config(),
-                      "seq_length": args.seq_length}
+                      "seq_length": args.seq_length, "keep_words": keep, "seeds": args.seeds}
     return summary, model
 
 
@@ -412,12 +446,13 @@ def predict_text(model, metadata, text):
     authors = metadata["authors"]
     vocab = TextVectorizer.from_config(metadata["vocabulary"])
     if metadata["method"] == "charlm":
-        ids = vocab.encode(text)
+        ids = vocab.encode(au.distort(text, metadata.get("keep_words")))
         if len(ids) < 2:
             raise UsageError("the text needs at least 2 characters.")
         w = au._windows(ids, metadata["seq_length"])
         outputs = model.predict(w[:, :-1], batch_size=256, verbose=0)
-        scores = np.array([au.bits_from_logits(np.asarray(o, np.float64), w[:, 1:]) for o in outputs])
+        bits = [au.bits_from_logits(np.asarray(o, np.float64), w[:, 1:]) for o in outputs]
+        scores = np.mean(np.reshape(bits, (metadata.get("seeds", 1), len(authors))), axis=0)  # seed-major outputs
         lower, unit = True, "bits/char"
     else:
         ids = vocab.encode(_word_text(text))
