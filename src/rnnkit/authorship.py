@@ -4,10 +4,10 @@ Four methods, all fitted on the known texts of a training fold only:
 
 * **Per-author character language models** (the lecture's method). One GRU language model per
   author learns to predict the next character of that author's texts, read through
-  :func:`distort` (content words masked, so that the models learn style rather than topic) (:func:`author_lms`: a
-  model trained on all training texts, then a copy fine-tuned on each author's texts with the
-  same number of steps per author, so that the gaps in bpc measure style, not how much each
-  author wrote or how long a model trained). A new text x_1..x_n is
+  :func:`distort` (content words masked, so that the models learn style rather than topic).
+  :func:`author_lms` trains a model on all training texts, then fine-tunes a copy on each
+  author's texts with the same number of steps per author, so that the gaps in bpc measure
+  style, not how much each author wrote or how long a model trained. A new text x_1..x_n is
   scored by each model in bits per character,
 
       bpc_a(x) = -(1/n) * sum_t log2 p_a(x_t | x_<t),
@@ -61,13 +61,11 @@ that the their then there things this to up upon was were what when which who wi
 
 
 # ----- words and their rates ------------------------------------------------------------------
+_WORD = re.compile(r"[a-z]+(?:['\u2019][a-z]+)*", re.IGNORECASE | re.ASCII)  # ASCII letters, inner apostrophes
 def words(text):
     """Lower-case word tokens (letters and inner apostrophes): ``words("Upon it, isn't")`` ->
     ``['upon', 'it', "isn't"]``."""
-    return re.findall(r"[a-z]+(?:['\u2019][a-z]+)*", text.lower())
-
-
-_WORD = re.compile(r"[A-Za-z]+(?:['\u2019][A-Za-z]+)*")
+    return _WORD.findall(text.lower())
 
 
 def distort(text, keep):
