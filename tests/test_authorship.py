@@ -148,6 +148,31 @@ def test_distort_masks_every_word_but_the_kept_ones():
     assert app._kept_words(2, ["b a b c", "a b"]) == ["a", "b"]
 
 
+def test_balanced_author_lms_fine_tune_the_most_prolific_on_as_much_as_the_next(monkeypatch):
+    read = []  # (model name, texts) of every train_char_lm call: the shared model first, then one per author
+    monkeypatch.setattr(au, "train_char_lm", lambda model, texts, **settings: read.append((model.name, texts)) or 1.0)
+    by_author = [[np.full(300, 2 + a) for _ in range(n)] for a, n in enumerate((10, 3, 1))]
+    for balanced, fine_tuned_on in ((True, [3, 3, 1]), (False, [10, 3, 1])):
+        read.clear()
+        au.author_lms(by_author, 5, units=4, seq_length=10, seed=7, balanced=balanced)
+        assert [name for name, _ in read] == ["trunk", "lm_0_seed7", "lm_1_seed7", "lm_2_seed7"]
+        assert len(read[0][1]) == 14 and [len(texts) for _, texts in read[1:]] == fine_tuned_on
+        assert all(int(t[0]) == 2 + a for a, (_, texts) in enumerate(read[1:]) for t in texts)  # its own papers
+
+
+def test_cap_texts_keeps_whole_texts_up_to_about_the_limit():
+    texts = [np.zeros(n) for n in (5, 6, 7, 8, 9)]
+    for seed in range(5):
+        kept = au.cap_texts(texts, 12, np.random.default_rng(seed))
+        sizes = [len(t) for t in kept]
+        assert 12 <= sum(sizes) < 12 + 9 and sum(sizes) - sizes[-1] < 12  # stops at the first text past the limit
+        assert all(any(t is k for t in texts) for k in kept)
+    picks = {tuple(len(t) for t in au.cap_texts(texts, 12, np.random.default_rng(s))) for s in range(10)}
+    assert len(picks) > 1  # each seed its own choice
+    everything = au.cap_texts(texts, 35, np.random.default_rng(0))  # no more than the limit: all of them, in order
+    assert len(everything) == 5 and all(k is t for k, t in zip(everything, texts))
+
+
 def test_char_lms_attribute_two_synthetic_authors(tmp_path, capsys):
     # the command's path: distorted text (function words kept), two seeds' models averaged, saved, predicted
     rng = np.random.default_rng(0)
@@ -197,7 +222,8 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
                                         ("--lm-chars", "-1"), ("--tune-chars", "0"), ("--seed", "-1"),
                                         ("--threads", "100000"), ("--chunk-words", "5"), ("--vocab", "1"),
                                         ("--mfw", "5"), ("--folds", "x"), ("--method", "lstm"),
-                                        ("--keep-words", "5"), ("--keep-words", "some"), ("--seeds", "0")])
+                                        ("--keep-words", "5"), ("--keep-words", "some"), ("--seeds", "0"),
+                                        ("--balance", "equal")])
 def test_bad_train_flags_are_refused_by_the_parser(flag, value, capsys):
     assert cli_main(["authorship", "train", flag, value]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -250,13 +250,33 @@ def train_char_lm(model, texts_ids, seq_length=100, epochs=3, batch_size=32, max
     return loss
 
 
+def cap_texts(texts, limit, rng):
+    """Whole texts of ``texts`` in a random order (``rng``) until they hold at least ``limit``
+    ids: an author who wrote more than ``limit`` is cut down to about that much (all texts
+    when they hold no more)."""
+    if sum(map(len, texts)) <= limit:
+        return list(texts)
+    kept, total = [], 0
+    for i in rng.permutation(len(texts)):
+        if total >= limit:
+            break
+        kept.append(texts[i])
+        total += len(texts[i])
+    return kept
+
+
 def author_lms(ids_by_author, vocab_size, units=128, seq_length=100, trunk_epochs=2, trunk_windows=None,
-               tune_windows=1000, seed=0, log=None):
+               tune_windows=1000, seed=0, balanced=True, log=None):
     """One character language model per author: a GRU LM trained on every author's texts (the
     English all of them share), then one copy per author fine-tuned on that author's texts alone
     with ``tune_windows`` windows (the same number of steps for every author, however much each
     wrote). ``ids_by_author``: a list (one entry per author) of lists of id arrays. Returns the
-    fine-tuned models in the same order."""
+    fine-tuned models in the same order.
+
+    ``balanced`` keeps the author who wrote most from being favoured: each author's copy is
+    then fine-tuned on at most about as much distinct text as the second most prolific author
+    wrote (whole texts, a different random choice for each seed), so that no copy learns from
+    more varied text than the others."""
     import rnnkit
 
     rnnkit.random.set_random_seed(seed)
@@ -265,8 +285,11 @@ def author_lms(ids_by_author, vocab_size, units=128, seq_length=100, trunk_epoch
                          epochs=trunk_epochs, max_windows=trunk_windows, seed=seed)
     if log:
         log(f"shared LM: {loss:.3f} bits/char on its training windows")
+    sizes = sorted(sum(map(len, texts)) for texts in ids_by_author)
     weights, models = trunk.get_weights(), []
     for a, texts in enumerate(ids_by_author):
+        if balanced and len(sizes) > 1:
+            texts = cap_texts(texts, sizes[-2], np.random.default_rng([seed, a]))
         model = build_char_lm(vocab_size, units=units, name=f"lm_{a}_seed{seed}")
         model.set_weights(weights)
         loss = train_char_lm(model, texts, seq_length=seq_length, epochs=1, max_windows=tune_windows,

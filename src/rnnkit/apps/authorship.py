@@ -12,7 +12,9 @@ Methods (:mod:`rnnkit.authorship`):
 * ``charlm``: one GRU character language model per label (a model of the fold's papers
   fine-tuned on each label's), reading the papers with every word but the 70 function words
   masked (``--keep-words``); ``--seeds`` such sets, their bits/char averaged; a paper goes to
-  the label with the lowest bits/char.
+  the label with the lowest bits/char. ``--balance authors`` (the default) keeps Hamilton's
+  51 papers from tilting the comparison: each label's copy is fine-tuned on at most about as
+  much distinct text as the second most prolific label wrote.
 * ``chunks``: a GRU classifier on chunks of words, pooled per paper.
 * always, the baselines: function words -> logistic regression, Burrows's Delta, cosine Delta.
 
@@ -71,6 +73,10 @@ def add_arguments(subparsers):
     lm.add_argument("--seeds", type=bounded_int(1, 20, "a seed count"), default=3,
                     help="sets of models trained with seeds --seed, --seed+1, ...; their bits/char are averaged "
                          "(default 3)")
+    lm.add_argument("--balance", choices=("authors", "none"), default="authors",
+                    help="'authors' (default): the label that wrote most is fine-tuned on about as much distinct "
+                         "text as the next label wrote (a different choice of its papers per seed), so that its "
+                         "model does not win by having read more varied text; 'none': every label on all its papers")
     lm.add_argument("--units", type=bounded_int(4, 1024, "a unit count"), default=64, help="GRU units (default 64)")
     lm.add_argument("--seq-length", type=bounded_int(8, 2000, "a window length"), default=100,
                     help="characters per training and scoring window (default 100)")
@@ -256,7 +262,8 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
             sets.append(au.author_lms(by_author, vocab.vocabulary_size(), units=args.units,
                                       seq_length=args.seq_length, trunk_epochs=args.lm_epochs,
                                       trunk_windows=max(1, args.lm_chars // args.seq_length),
-                                      tune_windows=max(1, args.tune_chars // args.seq_length), seed=args.seed + s))
+                                      tune_windows=max(1, args.tune_chars // args.seq_length), seed=args.seed + s,
+                                      balanced=args.balance == "authors"))
         return keep, vocab, sets
 
     def score(keep, vocab, sets, test_texts):
@@ -282,13 +289,17 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
     kept = "the function words" if args.keep_words == "function" else "the most frequent of the fold"
     read = ("the plain text" if keep is None else
             f"the text with every word but {len(keep)} ({kept}) masked as asterisks, digits as '#'")
+    capped = (", the most prolific label's papers cut to about as much text as the next label's"
+              if args.balance == "authors" else "")
     summary["model"] = (f"Embedding({size}, 16) -> GRU({args.units}) -> Dense({size}) reading {read}, trained on "
                         f"the fold's papers ({args.lm_epochs} passes of {args.lm_chars:,} characters in random windows "
-                        f"of {args.seq_length}, Adam 3e-3), then one copy per label fine-tuned on that label's papers "
-                        f"({args.tune_chars:,} characters each, Adam 1e-3); {args.seeds} seed(s), bits/char averaged")
+                        f"of {args.seq_length}, Adam 3e-3), then one copy per label fine-tuned on that label's "
+                        f"papers ({args.tune_chars:,} characters each{capped}, Adam 1e-3); {args.seeds} seed(s), "
+                        "bits/char averaged")
     model = au.combined_lm([m for models in full for m in models])
     model.metadata = {"task": TASK, "method": "charlm", "authors": classes, "vocabulary": vocab.get_config(),
-                      "seq_length": args.seq_length, "keep_words": keep, "seeds": args.seeds}
+                      "seq_length": args.seq_length, "keep_words": keep, "seeds": args.seeds,
+                      "balance": args.balance}
     return summary, model
 
 
