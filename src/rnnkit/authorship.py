@@ -6,7 +6,8 @@ Four methods, all fitted on the known texts of a training fold only:
   author learns to predict the next character of that author's texts, read through
   :func:`distort` (content words masked, so that the models learn style rather than topic).
   :func:`author_lms` trains a model on all training texts, then fine-tunes a copy on each
-  author's texts with the same number of steps per author, so that the gaps in bpc measure
+  author's texts with the same number of steps per author and (``balanced``) on no more
+  distinct text than the second most prolific author wrote, so that the gaps in bpc measure
   style, not how much each author wrote or how long a model trained. A new text x_1..x_n is
   scored by each model in bits per character,
 
