@@ -201,6 +201,28 @@ def test_char_lms_attribute_two_synthetic_authors(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("author: B  margin: ")
 
 
+@pytest.mark.parametrize("level", ["word", "char"])
+def test_chunk_classifiers_tell_two_synthetic_authors_apart_and_predict(level, tmp_path):
+    from types import SimpleNamespace
+
+    rng = np.random.default_rng(1)
+    known = [SimpleNamespace(text=_author_text(rng, a, 150), number=i) for i, a in enumerate([0, 1] * 6)]
+    disputed = [SimpleNamespace(text=_author_text(rng, 1, 150), number=99)]
+    labels = np.array(["A", "B"] * 6)
+    args = SimpleNamespace(chunk_words=25, chunk_chars=80, vocab=12, chunk_epochs=8, seed=0, keep_words="function")
+    summary, model = app._chunks(known, disputed, labels, ["A", "B"], au.paper_folds(labels, k=3), "3 folds", args,
+                                 level=level)
+    assert summary["accuracy"] == 1.0 and summary["disputed"][0]["predicted"] == "B"
+    model.save(tmp_path / "m.rnnkit")
+    loaded, metadata = app.load_model_for(tmp_path / "m.rnnkit", app.TASK)
+    text = _author_text(rng, 0, 150)
+    author, _, scores, _ = app.predict_text(loaded, metadata, text)
+    read = app._word_text(text) if level == "word" else au.distort(text, au.FUNCTION_WORDS)  # what it must read
+    ids = app.TextVectorizer.from_config(metadata["vocabulary"]).encode(read)
+    expected = np.log2(model.predict(au.chunk_tokens(ids, 25 if level == "word" else 80), verbose=0)).mean(axis=0)
+    assert author == "A" and np.allclose([scores["A"], scores["B"]], expected, rtol=1e-5)
+
+
 # ----- bad input ------------------------------------------------------------------------------
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
     bad = tmp_path / "latin1.txt"
@@ -223,7 +245,7 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
                                         ("--threads", "100000"), ("--chunk-words", "5"), ("--vocab", "1"),
                                         ("--mfw", "5"), ("--folds", "x"), ("--method", "lstm"),
                                         ("--keep-words", "5"), ("--keep-words", "some"), ("--seeds", "0"),
-                                        ("--balance", "equal")])
+                                        ("--balance", "equal"), ("--chunk-chars", "10")])
 def test_bad_train_flags_are_refused_by_the_parser(flag, value, capsys):
     assert cli_main(["authorship", "train", flag, value]) == 2
     err = capsys.readouterr().err.strip().splitlines()

