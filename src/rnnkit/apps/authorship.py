@@ -494,7 +494,7 @@ def predict_text(model, metadata, text):
         level = "word" if metadata["method"] == "chunks" else "char"
         ids = vocab.encode(_chunk_reader(level, metadata.get("keep_words"))(text))
         if not len(ids):
-            raise UsageError(f"the text has no {level}s.")
+            raise UsageError(f"the text has no {'words' if level == 'word' else 'characters'}.")
         size = metadata["chunk_words" if level == "word" else "chunk_chars"]
         p = model.predict(au.chunk_tokens(ids, size), batch_size=256, verbose=0)
         scores = np.log2(np.maximum(p, 1e-12)).mean(axis=0)
