@@ -47,8 +47,8 @@ import numpy as np
 
 __all__ = ["FUNCTION_WORDS", "words", "distort", "word_rates", "most_frequent_words", "burrows_delta",
            "function_word_classifier", "chunk_tokens", "paper_folds", "check_fold", "pool_chunks",
-           "attribution", "build_char_lm", "train_char_lm", "author_lms", "bits_per_char", "build_chunk_classifier",
-           "combined_lm"]
+           "attribution", "build_char_lm", "train_char_lm", "cap_texts", "author_lms", "bits_per_char",
+           "build_chunk_classifier", "combined_lm"]
 
 LN2 = math.log(2)
 
@@ -63,6 +63,8 @@ that the their then there things this to up upon was were what when which who wi
 
 # ----- words and their rates ------------------------------------------------------------------
 _WORD = re.compile(r"[a-z]+(?:['\u2019][a-z]+)*", re.IGNORECASE | re.ASCII)  # ASCII letters, inner apostrophes
+
+
 def words(text):
     """Lower-case word tokens (letters and inner apostrophes): ``words("Upon it, isn't")`` ->
     ``['upon', 'it', "isn't"]``."""

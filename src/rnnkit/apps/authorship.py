@@ -318,6 +318,13 @@ def _chunk_reader(level, keep):
     return _word_text if level == "word" else (lambda text: au.distort(text, keep))
 
 
+def _chunk_log_probs(model, ids, size):
+    """A text's score under a chunk classifier: the mean log2-probability of its ``size``-token
+    chunks, one per label."""
+    p = model.predict(au.chunk_tokens(ids, size), batch_size=256, verbose=0)
+    return np.log2(np.maximum(p, 1e-12)).mean(axis=0)
+
+
 def _chunks(known, disputed, labels, classes, folds, protocol, args, level="word"):
     import rnnkit
 
@@ -327,7 +334,8 @@ def _chunks(known, disputed, labels, classes, folds, protocol, args, level="word
 
     def fit(train):
         keep = None if level == "word" else _kept_words(args.keep_words, [raw[i] for i in train])
-        texts = [_chunk_reader(level, keep)(raw[i]) for i in train]
+        read = _chunk_reader(level, keep)
+        texts = [read(raw[i]) for i in train]
         vocab = (_vectorizer(texts, split="word", max_tokens=args.vocab) if level == "word"
                  else _vectorizer(texts, split="char", lower=False))
         pieces = [au.chunk_tokens(vocab.encode(text), size) for text in texts]
@@ -343,9 +351,7 @@ def _chunks(known, disputed, labels, classes, folds, protocol, args, level="word
     def paper_scores(model, vocab, keep, texts):
         """(texts, labels) mean log2-probability of each text's chunks."""
         read = _chunk_reader(level, keep)
-        return np.array([np.log2(np.maximum(model.predict(au.chunk_tokens(vocab.encode(read(t)), size),
-                                                          batch_size=256, verbose=0), 1e-12)).mean(axis=0)
-                         for t in texts])
+        return np.array([_chunk_log_probs(model, vocab.encode(read(t)), size) for t in texts])
 
     def fit_predict(train, test):
         model, vocab, train_groups, keep = fit(train)
@@ -495,9 +501,7 @@ def predict_text(model, metadata, text):
         ids = vocab.encode(_chunk_reader(level, metadata.get("keep_words"))(text))
         if not len(ids):
             raise UsageError(f"the text has no {'words' if level == 'word' else 'characters'}.")
-        size = metadata["chunk_words" if level == "word" else "chunk_chars"]
-        p = model.predict(au.chunk_tokens(ids, size), batch_size=256, verbose=0)
-        scores = np.log2(np.maximum(p, 1e-12)).mean(axis=0)
+        scores = _chunk_log_probs(model, ids, metadata["chunk_words" if level == "word" else "chunk_chars"])
         lower, unit = False, "log2-probability per chunk"
     winner, margin = au.attribution(scores[None], lower)
     return authors[int(winner[0])], float(margin[0]), dict(zip(authors, scores.tolist())), unit
